@@ -1,0 +1,541 @@
+/*
+ * rules.c - the rule-file compiler.
+ *
+ * Two passes: every file is parsed first and its lists registered (a rule may use a list from
+ * any file), then rules are compiled in order.  Nothing is half-built: any error leaves the
+ * whole result NULL, with every error found reported as "file:line: message".
+ */
+#include <assert.h>
+#include <ctype.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfgfile.h"
+#include "diag.h"
+#include "expr.h"
+#include "list.h"
+#include "policy.h"
+#include "reply.h"
+#include "rules.h"
+
+/* libconfuse validators have no user pointer: the option-line table of the compile in
+   progress is global, and compiles are serialised. */
+static pthread_mutex_t rules_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct optline {
+	cfg_t *sec;
+	const char *opt;
+	int line;
+};
+static struct optline *optlines;
+static size_t noptlines, optlines_cap;
+
+struct rulefile {
+	char *path;
+	char *text; /* comment-free, to find section lines */
+	cfg_t *cfg;
+	bool parsed;
+};
+
+struct tagdef {
+	enum stage stage;
+};
+
+struct build {
+	struct policy *p;
+	struct diag *d;
+	struct rulefile *files;
+	size_t nfiles;
+	struct tagdef *tags;
+	size_t rules_cap, lists_cap;
+};
+
+static int option_line(cfg_t *sec, const char *opt)
+{
+	for (size_t i = 0; i < noptlines; i++)
+		if (optlines[i].sec == sec && strcmp(optlines[i].opt, opt) == 0)
+			return optlines[i].line;
+	return 0;
+}
+
+/* Validator on every option: remembers where it was set; refuses a scalar set twice
+   (libconfuse would silently keep the last one). */
+static int record_line(cfg_t *sec, cfg_opt_t *opt)
+{
+	int first = option_line(sec, opt->name);
+
+	if (first != 0) {
+		if (!(opt->flags & CFGF_LIST))
+			diag_add(cfgfile_diag(), cfgfile_path(), sec->line,
+				 "%s '%s': option '%s' is set twice (first at line %d)", sec->name,
+				 cfg_title(sec), opt->name, first);
+		return 0;
+	}
+	if (noptlines == optlines_cap) {
+		optlines_cap = optlines_cap * 2 + 64;
+		optlines = realloc(optlines, optlines_cap * sizeof(*optlines));
+		if (optlines == NULL)
+			abort();
+	}
+	optlines[noptlines++] = (struct optline){sec, opt->name, sec->line};
+	return 0;
+}
+
+static cfg_opt_t list_opts[] = {
+	CFG_STR_LIST("items", NULL, CFGF_NODEFAULT),
+	CFG_STR_LIST("file", NULL, CFGF_NODEFAULT),
+	CFG_END(),
+};
+
+static cfg_opt_t rule_opts[] = {
+	CFG_STR("when", NULL, CFGF_NODEFAULT),
+	CFG_STR("stage", NULL, CFGF_NODEFAULT),
+	CFG_STR("action", "continue", CFGF_NONE),
+	CFG_STR("code", NULL, CFGF_NODEFAULT),
+	CFG_STR("xcode", NULL, CFGF_NODEFAULT),
+	CFG_STR_LIST("message", NULL, CFGF_NODEFAULT),
+	CFG_STR_LIST("add_header", NULL, CFGF_NODEFAULT),
+	CFG_STR("tag", NULL, CFGF_NODEFAULT),
+	CFG_STR("log", NULL, CFGF_NODEFAULT),
+	CFG_BOOL("dry_run", cfg_false, CFGF_NONE),
+	CFG_STR("quarantine", NULL, CFGF_NODEFAULT),
+	CFG_END(),
+};
+
+static cfg_opt_t file_opts[] = {
+	CFG_SEC("list", list_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+	CFG_SEC("rule", rule_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+	CFG_END(),
+};
+
+static void set_validators(cfg_t *cfg, const char *sec, cfg_opt_t *opts)
+{
+	char name[64];
+
+	for (cfg_opt_t *o = opts; o->name != NULL; o++) {
+		snprintf(name, sizeof(name), "%s|%s", sec, o->name);
+		cfg_set_validate_func(cfg, name, record_line);
+	}
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size);
+
+	if (p == NULL)
+		abort(); /* out of memory while loading a policy */
+	return p;
+}
+
+static char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+static void grow(void **v, size_t n, size_t *cap, size_t size)
+{
+	if (n < *cap)
+		return;
+	*cap = *cap * 2 + 16;
+	*v = realloc(*v, *cap * size);
+	if (*v == NULL)
+		abort();
+}
+
+/* A path written in a rule file, relative to that file's directory. */
+static char *resolve_path(const char *rulefile, const char *path)
+{
+	char *dir, *out, *copy;
+
+	if (path[0] == '/')
+		return xstrdup(path);
+	copy = xstrdup(rulefile);
+	dir = dirname(copy);
+	out = xcalloc(strlen(dir) + strlen(path) + 2, 1);
+	sprintf(out, "%s/%s", dir, path);
+	free(copy);
+	return out;
+}
+
+static struct list *find_list_named(struct policy *p, const char *name)
+{
+	for (size_t i = 0; i < p->nlists; i++)
+		if (strcmp(list_name(p->lists[i]), name) == 0)
+			return p->lists[i];
+	return NULL;
+}
+
+static void load_list(struct build *b, struct rulefile *f, cfg_t *sec)
+{
+	const char *name = cfg_title(sec);
+	int line = cfgfile_section_line(f->text, "list", name);
+	struct list *l;
+
+	if (find_list_named(b->p, name) != NULL) {
+		diag_add(b->d, f->path, line, "list '%s' is already defined", name);
+		return;
+	}
+	l = list_new(name, f->path, line);
+	for (unsigned i = 0; i < cfg_size(sec, "items"); i++)
+		list_add_item(l, cfg_getnstr(sec, "items", i), f->path, option_line(sec, "items"));
+	for (unsigned i = 0; i < cfg_size(sec, "file"); i++) {
+		char *path = resolve_path(f->path, cfg_getnstr(sec, "file", i));
+		list_add_file(l, path, b->d);
+		free(path);
+	}
+	grow((void **)&b->p->lists, b->p->nlists, &b->lists_cap, sizeof(*b->p->lists));
+	b->p->lists[b->p->nlists++] = l;
+}
+
+static struct list *env_find_list(void *ctx, const char *name)
+{
+	return find_list_named(((struct build *)ctx)->p, name);
+}
+
+static int env_find_tag(void *ctx, const char *name, enum stage *stage)
+{
+	struct build *b = ctx;
+
+	for (size_t i = 0; i < b->p->ntags; i++)
+		if (strcmp(b->p->tags[i], name) == 0) {
+			*stage = b->tags[i].stage;
+			return (int)i;
+		}
+	return -1;
+}
+
+static int add_tag(struct build *b, const char *name, enum stage stage)
+{
+	enum stage st;
+	int id = env_find_tag(b, name, &st);
+	size_t cap;
+
+	if (id >= 0)
+		return id;
+	cap = b->p->ntags;
+	grow((void **)&b->p->tags, b->p->ntags, &cap, sizeof(*b->p->tags));
+	cap = b->p->ntags;
+	grow((void **)&b->tags, b->p->ntags, &cap, sizeof(*b->tags));
+	b->p->tags[b->p->ntags] = xstrdup(name);
+	b->tags[b->p->ntags].stage = stage;
+	return (int)b->p->ntags++;
+}
+
+/* Context for the messages of one rule. */
+struct rulectx {
+	struct build *b;
+	struct rulefile *f;
+	cfg_t *sec;
+	struct rule *r;
+	int line;
+	bool failed;
+};
+
+static void rule_error(struct rulectx *rc, const char *opt, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void rule_error(struct rulectx *rc, const char *opt, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	int line = opt != NULL ? option_line(rc->sec, opt) : 0;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	diag_add(rc->b->d, rc->f->path, line ? line : rc->line, "rule '%s': %s", rc->r->name, msg);
+	rc->failed = true;
+}
+
+static struct reply_template *compile_template(struct rulectx *rc, const char *opt,
+					       const char *text, enum stage *latest)
+{
+	char err[512];
+	struct reply_template *t = reply_template_new(text, err, sizeof(err));
+
+	if (t == NULL) {
+		rule_error(rc, opt, "%s: %s", opt, err);
+		return NULL;
+	}
+	if (reply_template_stage(t) > *latest)
+		*latest = reply_template_stage(t);
+	return t;
+}
+
+/* add_header = { "X-Name: value ${field}" } */
+static void compile_add_headers(struct rulectx *rc, enum stage *latest)
+{
+	struct rule *r = rc->r;
+	unsigned n = cfg_size(rc->sec, "add_header");
+
+	r->add_header_names = xcalloc(n, sizeof(char *));
+	r->add_header_values = xcalloc(n, sizeof(struct reply_template *));
+	for (unsigned i = 0; i < n; i++) {
+		const char *h = cfg_getnstr(rc->sec, "add_header", i);
+		const char *colon = strchr(h, ':');
+		size_t namelen = colon ? (size_t)(colon - h) : 0;
+		const char *value = colon ? colon + 1 : "";
+
+		for (size_t k = 0; k < namelen; k++)
+			if (h[k] <= ' ' || h[k] > '~')
+				namelen = 0;
+		if (namelen == 0) {
+			rule_error(rc, "add_header", "add_header '%s': expected \"Name: value\" with a "
+				   "header name of printable characters and no spaces", h);
+			continue;
+		}
+		while (*value == ' ')
+			value++;
+		r->add_header_names[r->nadd_headers] = strndup(h, namelen);
+		r->add_header_values[r->nadd_headers] =
+			compile_template(rc, "add_header", value, latest);
+		if (r->add_header_values[r->nadd_headers] == NULL) {
+			free(r->add_header_names[r->nadd_headers]);
+			continue;
+		}
+		r->nadd_headers++;
+	}
+}
+
+static void compile_reply(struct rulectx *rc, enum stage *latest)
+{
+	struct rule *r = rc->r;
+	unsigned n = cfg_size(rc->sec, "message");
+	const char **lines = xcalloc(n, sizeof(char *));
+	char err[512];
+
+	for (unsigned i = 0; i < n; i++)
+		lines[i] = cfg_getnstr(rc->sec, "message", i);
+	r->reply = reply_new(r->action, cfg_getstr(rc->sec, "code"), cfg_getstr(rc->sec, "xcode"),
+			     lines, n, err, sizeof(err));
+	free(lines);
+	if (r->reply == NULL) {
+		/* Every reply_new() message starts with the option it is about. */
+		char opt[16] = "";
+		sscanf(err, "%15[a-z]", opt);
+		rule_error(rc, opt, "%s", err);
+		return;
+	}
+	if (reply_stage(r->reply) > *latest)
+		*latest = reply_stage(r->reply);
+}
+
+static void compile_modifiers(struct rulectx *rc, enum stage *latest)
+{
+	struct rule *r = rc->r;
+	const char *s;
+
+	compile_add_headers(rc, latest);
+	if ((s = cfg_getstr(rc->sec, "log")) != NULL)
+		r->log_text = compile_template(rc, "log", s, latest);
+	s = cfg_getstr(rc->sec, "quarantine");
+	if (s != NULL && r->action != ACTION_QUARANTINE)
+		rule_error(rc, "quarantine", "quarantine = \"reason\" needs action = quarantine");
+	if (r->action == ACTION_QUARANTINE)
+		r->quarantine = compile_template(rc, "quarantine", s ? s : "held by rule ${rule}",
+						 latest);
+	r->dry_run = cfg_getbool(rc->sec, "dry_run");
+}
+
+static bool compile_action(struct rulectx *rc)
+{
+	const char *a = cfg_getstr(rc->sec, "action");
+
+	if (action_parse(a, &rc->r->action) != 0) {
+		rule_error(rc, "action", "unknown action '%s' (use continue, accept, reject, "
+			   "tempfail, discard or quarantine)", a);
+		return false;
+	}
+	if (rc->r->action != ACTION_REJECT && rc->r->action != ACTION_TEMPFAIL) {
+		static const char *reply_opts[] = {"code", "xcode", "message"};
+		for (size_t i = 0; i < 3; i++)
+			if (cfg_size(rc->sec, reply_opts[i]) > 0)
+				rule_error(rc, reply_opts[i], "%s is only for action reject or "
+					   "tempfail, not %s", reply_opts[i], a);
+	}
+	return true;
+}
+
+/* The rule's stage: as written, or the earliest at which everything it uses is known. */
+static void decide_stage(struct rulectx *rc, enum stage needed, enum stage min)
+{
+	const char *s = cfg_getstr(rc->sec, "stage");
+	struct rule *r = rc->r;
+
+	if (s == NULL) {
+		r->stage = needed;
+		return;
+	}
+	if (stage_parse(s, &r->stage) != 0) {
+		rule_error(rc, "stage", "unknown stage '%s' (use connect, helo, mail, rcpt, header, "
+			   "body or eom)", s);
+		return;
+	}
+	if (r->stage < min && r->stage < needed)
+		rule_error(rc, "stage", "stage %s is too early: the rule uses a field first known "
+			   "at stage %s", s, stage_name(min > needed ? needed : min));
+}
+
+static void compile_rule(struct build *b, struct rulefile *f, cfg_t *sec)
+{
+	struct rule *r = xcalloc(1, sizeof(*r));
+	struct rulectx rc = {b, f, sec, r, 0, false};
+	const char *when = cfg_getstr(sec, "when");
+	struct expr_env env = {env_find_list, env_find_tag, b, f->path, 0};
+	enum stage needed = STAGE_CONNECT, min = STAGE_CONNECT;
+	char err[512];
+
+	r->name = xstrdup(cfg_title(sec));
+	r->file = xstrdup(f->path);
+	r->line = rc.line = cfgfile_section_line(f->text, "rule", r->name);
+	r->tag = -1;
+	for (size_t i = 0; i < b->p->nrules; i++)
+		if (strcmp(b->p->rules[i]->name, r->name) == 0)
+			rule_error(&rc, NULL, "a rule of this name is already defined at %s:%d",
+				   b->p->rules[i]->file, b->p->rules[i]->line);
+	grow((void **)&b->p->rules, b->p->nrules, &b->rules_cap, sizeof(*b->p->rules));
+	b->p->rules[b->p->nrules++] = r; /* owned by the policy from here, even if bad */
+
+	if (when == NULL) {
+		rule_error(&rc, NULL, "missing 'when': every rule needs a condition");
+		return;
+	}
+	env.line = option_line(sec, "when");
+	r->when = expr_compile(when, &env, b->d, err, sizeof(err));
+	if (r->when == NULL) {
+		if (err[0] != '\0')
+			rule_error(&rc, "when", "when: %s", err);
+		return;
+	}
+	needed = expr_stage(r->when);
+	min = expr_min_stage(r->when);
+	if (!compile_action(&rc))
+		return;
+	if (r->action == ACTION_REJECT || r->action == ACTION_TEMPFAIL)
+		compile_reply(&rc, &needed);
+	compile_modifiers(&rc, &needed);
+	if (min > needed)
+		min = needed;
+	decide_stage(&rc, needed, min);
+	if (cfg_getstr(sec, "tag") != NULL && !rc.failed)
+		r->tag = add_tag(b, cfg_getstr(sec, "tag"), r->stage);
+}
+
+static void parse_file(struct build *b, struct rulefile *f)
+{
+	f->cfg = cfg_init(file_opts, CFGF_NONE);
+	if (f->cfg == NULL)
+		abort();
+	set_validators(f->cfg, "rule", rule_opts);
+	set_validators(f->cfg, "list", list_opts);
+	if (cfgfile_parse(f->cfg, f->path, b->d, &f->text) != 0)
+		return;
+	f->parsed = true;
+	for (unsigned i = 0; i < cfg_size(f->cfg, "list"); i++)
+		load_list(b, f, cfg_getnsec(f->cfg, "list", i));
+}
+
+static void index_by_stage(struct policy *p)
+{
+	for (size_t i = 0; i < p->nrules; i++)
+		p->nstage_rules[p->rules[i]->stage]++;
+	for (int s = 0; s < STAGE_COUNT; s++) {
+		p->stage_rules[s] = xcalloc(p->nstage_rules[s], sizeof(struct rule *));
+		p->nstage_rules[s] = 0;
+	}
+	for (size_t i = 0; i < p->nrules; i++) {
+		struct rule *r = p->rules[i];
+		p->stage_rules[r->stage][p->nstage_rules[r->stage]++] = r;
+	}
+}
+
+struct policy *rules_compile(char *const *paths, size_t npaths, struct diag *d)
+{
+	struct build b = {0};
+	size_t errors = diag_count(d);
+
+	b.p = xcalloc(1, sizeof(*b.p));
+	b.p->refs = 1;
+	b.d = d;
+	b.files = xcalloc(npaths, sizeof(*b.files));
+	b.nfiles = npaths;
+	pthread_mutex_lock(&rules_lock);
+	for (size_t i = 0; i < npaths; i++) {
+		b.files[i].path = paths[i];
+		parse_file(&b, &b.files[i]);
+	}
+	for (size_t i = 0; i < npaths; i++)
+		for (unsigned k = 0; b.files[i].parsed && k < cfg_size(b.files[i].cfg, "rule"); k++)
+			compile_rule(&b, &b.files[i], cfg_getnsec(b.files[i].cfg, "rule", k));
+	noptlines = 0;
+	pthread_mutex_unlock(&rules_lock);
+
+	b.p->files = xcalloc(npaths, sizeof(char *));
+	for (size_t i = 0; i < npaths; i++) {
+		b.p->files[b.p->nfiles++] = xstrdup(paths[i]);
+		cfg_free(b.files[i].cfg);
+		free(b.files[i].text);
+	}
+	free(b.files);
+	free(b.tags);
+	for (size_t i = 0; i < b.p->nlists; i++) {
+		b.p->list_entries += list_entry_count(b.p->lists[i]);
+		list_drop_sources(b.p->lists[i]);
+	}
+	if (diag_count(d) > errors) {
+		rules_free_policy(b.p);
+		return NULL;
+	}
+	index_by_stage(b.p);
+	return b.p;
+}
+
+static void rule_free(struct rule *r)
+{
+	if (r == NULL)
+		return;
+	free(r->name);
+	free(r->file);
+	expr_free(r->when);
+	reply_free(r->reply);
+	for (size_t i = 0; i < r->nadd_headers; i++) {
+		free(r->add_header_names[i]);
+		reply_template_free(r->add_header_values[i]);
+	}
+	free(r->add_header_names);
+	free(r->add_header_values);
+	reply_template_free(r->log_text);
+	reply_template_free(r->quarantine);
+	free(r);
+}
+
+void rules_free_policy(struct policy *p)
+{
+	if (p == NULL)
+		return;
+	for (size_t i = 0; i < p->nrules; i++)
+		rule_free(p->rules[i]);
+	free(p->rules);
+	for (int s = 0; s < STAGE_COUNT; s++) {
+		free(p->stage_rules[s]);
+		free(p->macros[s]);
+	}
+	for (size_t i = 0; i < p->nlists; i++)
+		list_free(p->lists[i]);
+	free(p->lists);
+	for (size_t i = 0; i < p->nfiles; i++)
+		free(p->files[i]);
+	free(p->files);
+	for (size_t i = 0; i < p->ntags; i++)
+		free(p->tags[i]);
+	free(p->tags);
+	free(p);
+}

@@ -1,0 +1,40 @@
+# Tests: everything here runs under "make check".
+# Each cmocka binary links the pure policy core only (no libmilter).
+TEST_CORE_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+TEST_CORE_LDADD = $(POLICY_LIBS) $(CMOCKA_LIBS)
+
+# --- unit: lists (tests/unit/test_list.c)
+check_PROGRAMS += tests/unit/test_list
+tests_unit_test_list_CFLAGS = $(TEST_CORE_CFLAGS)
+tests_unit_test_list_LDADD = $(TEST_CORE_LDADD)
+
+# --- unit: replies (tests/unit/test_reply.c)
+check_PROGRAMS += tests/unit/test_reply
+tests_unit_test_reply_CFLAGS = $(TEST_CORE_CFLAGS)
+tests_unit_test_reply_LDADD = $(TEST_CORE_LDADD)
+
+# --- unit: main configuration, diag, log (tests/unit/test_config.c)
+check_PROGRAMS += tests/unit/test_config
+tests_unit_test_config_CFLAGS = $(TEST_CORE_CFLAGS)
+tests_unit_test_config_LDADD = $(TEST_CORE_LDADD)
+
+TESTS += $(check_PROGRAMS)
+
+# --- protocol: the real daemon driven over the milter protocol (tests/proto/)
+PROTO_TESTS = tests/proto/test_protocol.py
+TESTS += $(PROTO_TESTS)
+EXTRA_DIST += tests/proto/milterclient.py tests/proto/daemon.py $(PROTO_TESTS) \
+	tests/proto/policies
+
+# Test output: the summary of every test reaches the console (fd 9), the rest stays in the
+# .log files.
+AM_TESTS_FD_REDIRECT = 9>&2
+LOG_COMPILER = $(SHELL) $(top_srcdir)/tests/run-test
+TEST_EXTENSIONS = .py .sh
+PY_LOG_COMPILER = $(SHELL) $(top_srcdir)/tests/run-test $(PYTHON3)
+SH_LOG_COMPILER = $(SHELL) $(top_srcdir)/tests/run-test $(SHELL)
+AM_TESTS_ENVIRONMENT = \
+	MP_TOP_SRCDIR='$(abs_top_srcdir)'; export MP_TOP_SRCDIR; \
+	MP_TOP_BUILDDIR='$(abs_top_builddir)'; export MP_TOP_BUILDDIR; \
+	MP_DAEMON='$(abs_top_builddir)/filter/milter-policy'; export MP_DAEMON;
+EXTRA_DIST += tests/run-test
