@@ -16,7 +16,8 @@
 #include "log.h"
 #include "policy.h"
 
-/* An envelope address and its two halves, in one allocation: "full\0local\0domain\0". */
+/* An envelope address and its two halves, in one allocation: "full\0local\0domain\0",
+   the domain lowercased. */
 struct addr {
 	char *full;
 	const char *local;
@@ -98,7 +99,7 @@ static char *xstrdup(const char *s)
 static void addr_set(struct addr *a, const char *text)
 {
 	size_t len, at;
-	char *p;
+	char *p, *local, *domain;
 
 	free(a->full);
 	while (*text == ' ')
@@ -109,21 +110,26 @@ static void addr_set(struct addr *a, const char *text)
 	p = xmalloc(2 * len + 3);
 	memcpy(p, text, len);
 	p[len] = '\0';
+	/* split at the last '@'; without one, all of it is the local part */
 	for (at = len; at > 0 && p[at - 1] != '@'; at--)
 		;
-	/* local part: before the last '@' (all of it when there is none) */
+	local = p + len + 1;
 	if (at == 0) {
-		memcpy(p + len + 1, p, len + 1);
-		p[2 * len + 2] = '\0';
-		a->local = p + len + 1;
-		a->domain = p + 2 * len + 2;
+		memcpy(local, p, len + 1);
+		domain = local + len;
 	} else {
-		memcpy(p + len + 1, p, at - 1);
-		p[len + at] = '\0';
-		a->local = p + len + 1;
-		a->domain = p + at;
+		memcpy(local, p, at - 1);
+		local[at - 1] = '\0';
+		domain = local + at;
+		memcpy(domain, p + at, len - at + 1);
+		/* domains are compared lowercased, whatever the client wrote */
+		for (char *d = domain; *d != '\0'; d++)
+			if (*d >= 'A' && *d <= 'Z')
+				*d += 'a' - 'A';
 	}
 	a->full = p;
+	a->local = local;
+	a->domain = domain;
 }
 
 static void addr_clear(struct addr *a)

@@ -148,12 +148,19 @@ static sfsistat no_state(const char *where)
 	return SMFIS_TEMPFAIL;
 }
 
-static sfsistat run(SMFICTX *ctx, struct conn *c, enum stage s)
+static sfsistat run(SMFICTX *ctx, struct session *ss, enum stage s)
 {
 	struct conn_verdict v;
+	sfsistat rc;
 
-	conn_run(c, s, &v);
-	return answer(ctx, c, s, &v);
+	conn_run(ss->conn, s, &v);
+	rc = answer(ctx, ss->conn, s, &v);
+	/* The message is over when decided, except that a refused recipient refuses only itself;
+	   the MTA sends no abort for a message the filter decided. */
+	if (s >= STAGE_MAIL && rc != SMFIS_CONTINUE &&
+	    !(s == STAGE_RCPT && (rc == SMFIS_REJECT || rc == SMFIS_TEMPFAIL)))
+		transaction_end(ss);
+	return rc;
 }
 
 static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
@@ -228,7 +235,7 @@ static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 		snprintf(ip, sizeof(ip), "%s", m != NULL ? m : "");
 	}
 	conn_connect(ss->conn, hostname, ip, port);
-	return run(ctx, ss->conn, STAGE_CONNECT);
+	return run(ctx, ss, STAGE_CONNECT);
 }
 
 static sfsistat cb_helo(SMFICTX *ctx, char *helo)
@@ -238,7 +245,7 @@ static sfsistat cb_helo(SMFICTX *ctx, char *helo)
 	if (ss == NULL)
 		return no_state("helo");
 	conn_helo(ss->conn, helo);
-	return run(ctx, ss->conn, STAGE_HELO);
+	return run(ctx, ss, STAGE_HELO);
 }
 
 static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
@@ -250,7 +257,7 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	/* xxfi_abort is not called after a message the filter already decided: start afresh. */
 	transaction_begin(ss);
 	conn_mail(ss->conn, argv);
-	return run(ctx, ss->conn, STAGE_MAIL);
+	return run(ctx, ss, STAGE_MAIL);
 }
 
 static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
@@ -260,7 +267,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 	if (ss == NULL)
 		return no_state("rcpt");
 	conn_rcpt(ss->conn, argv);
-	return run(ctx, ss->conn, STAGE_RCPT);
+	return run(ctx, ss, STAGE_RCPT);
 }
 
 static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
@@ -279,7 +286,7 @@ static sfsistat cb_eoh(SMFICTX *ctx)
 
 	if (ss == NULL)
 		return no_state("end of headers");
-	return run(ctx, ss->conn, STAGE_HEADER);
+	return run(ctx, ss, STAGE_HEADER);
 }
 
 static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)

@@ -43,8 +43,14 @@ trap cleanup EXIT
 if [ -z "$tarball" ]; then
 	echo "build-deb: making the release tarball" >&2
 	mkdir "$work/src"
-	# A copy, so that autoreconf and configure leave the source tree alone.
-	(cd "$top" && tar -cf - --exclude=./.git --exclude='./build*' .) | (cd "$work/src" && tar -xf -)
+	# A copy, so that autoreconf and configure leave the source tree alone.  In a git work
+	# tree: the tracked files and the new ones not ignored, without build products.
+	if git -C "$top" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		(cd "$top" && git ls-files -z -c -o --exclude-standard |
+			tar --null -T - --ignore-failed-read -cf -) | (cd "$work/src" && tar -xf -)
+	else
+		(cd "$top" && tar -cf - --exclude=./.git .) | (cd "$work/src" && tar -xf -)
+	fi
 	(
 		cd "$work/src"
 		[ ! -f Makefile ] || make distclean >/dev/null 2>&1 || true

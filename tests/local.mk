@@ -18,7 +18,33 @@ check_PROGRAMS += tests/unit/test_config
 tests_unit_test_config_CFLAGS = $(TEST_CORE_CFLAGS)
 tests_unit_test_config_LDADD = $(TEST_CORE_LDADD)
 
-TESTS += $(check_PROGRAMS)
+# --- unit: the policy core (expressions, evaluation, bad rule files, snapshots).
+# Data under tests/unit/rules and tests/unit/badrules; MP_SRCDIR finds it when the binary is
+# run by hand (make check exports MP_TOP_SRCDIR).
+TEST_CORE_CPPFLAGS = $(AM_CPPFLAGS) -DMP_SRCDIR='"$(abs_top_srcdir)"'
+check_PROGRAMS += tests/unit/test_expr tests/unit/test_eval tests/unit/test_badrules \
+	tests/unit/test_snapshot
+tests_unit_test_expr_CPPFLAGS = $(TEST_CORE_CPPFLAGS)
+tests_unit_test_expr_CFLAGS = $(TEST_CORE_CFLAGS)
+tests_unit_test_expr_LDADD = $(TEST_CORE_LDADD)
+tests_unit_test_eval_CPPFLAGS = $(TEST_CORE_CPPFLAGS)
+tests_unit_test_eval_CFLAGS = $(TEST_CORE_CFLAGS)
+tests_unit_test_eval_LDADD = $(TEST_CORE_LDADD)
+tests_unit_test_badrules_CPPFLAGS = $(TEST_CORE_CPPFLAGS)
+tests_unit_test_badrules_CFLAGS = $(TEST_CORE_CFLAGS)
+tests_unit_test_badrules_LDADD = $(TEST_CORE_LDADD)
+tests_unit_test_snapshot_CPPFLAGS = $(TEST_CORE_CPPFLAGS)
+tests_unit_test_snapshot_CFLAGS = $(TEST_CORE_CFLAGS)
+tests_unit_test_snapshot_LDADD = $(TEST_CORE_LDADD)
+EXTRA_DIST += tests/unit/rules tests/unit/badrules
+
+UNIT_TESTS = $(check_PROGRAMS)
+TESTS += $(UNIT_TESTS)
+
+# --- command line: -n on the shipped policy and examples, exit codes (tests/cli/)
+CLI_TESTS = tests/cli/test_cli.sh
+TESTS += $(CLI_TESTS)
+EXTRA_DIST += $(CLI_TESTS)
 
 # --- protocol: the real daemon driven over the milter protocol (tests/proto/)
 PROTO_TESTS = tests/proto/test_protocol.py
@@ -38,3 +64,4 @@ AM_TESTS_ENVIRONMENT = \
 	MP_TOP_BUILDDIR='$(abs_top_builddir)'; export MP_TOP_BUILDDIR; \
 	MP_DAEMON='$(abs_top_builddir)/filter/milter-policy'; export MP_DAEMON;
 EXTRA_DIST += tests/run-test
+include $(srcdir)/tests/e2e/local.mk

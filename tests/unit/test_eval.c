@@ -523,7 +523,7 @@ static void test_lists_through_rules(void **state)
 			    "all6 rcpt-domains");
 	/* addresses: exact, case-insensitive */
 	assert_string_equal(matches(p, "2001:db8::8", "n", "h", "<bob@example.com>", "<r@x>"),
-			    "all6 senders");
+			    "all6 from-domains senders");
 	assert_string_equal(matches(p, "2001:db8::8", "n", "h", "<bob@example.com.au>", "<r@x>"),
 			    "all6");
 	/* inline suffix entries on client_name */
@@ -586,7 +586,7 @@ static void test_replies(void **state)
 	assert_int_equal(rcpt(c, "<c@d>"), ACTION_CONTINUE);
 	header(c, "Subject", " buy spam\r\n\tnow");
 	assert_int_equal(finish(c), ACTION_REJECT);
-	assert_reply("550", "5.7.1", "subject 'buy spam\tnow' id 4QID");
+	assert_reply("550", "5.7.1", "subject 'buy spam now' id 4QID");
 	conn_free(c);
 	policy_unref(p);
 }
@@ -648,14 +648,18 @@ static void test_dry_run_tag_add_header_quarantine(void **state)
 	/* dry_run: logged, not acted on, and its modifiers not applied */
 	assert_int_equal(mail(c, "<tagme@x.example>", NULL), ACTION_CONTINUE);
 	assert_non_null(log_find("NOQUEUE: dry-run: MAIL from host.example[192.0.2.9]: "
-				 "<tagme@x.example>: reject; rule=dry"));
+				 "<tagme@x.example>: would reject; rule=dry"));
 	assert_non_null(log_find("(not applied)"));
 	assert_string_equal(added(c), "");
 	/* a tag set at mail is seen at rcpt */
 	assert_int_equal(rcpt(c, "<r@y.example>"), ACTION_TEMPFAIL);
-	assert_string_equal(added(c), "X-Policy: hdr for r@y.example");
+	/* first match: the later "hdr" rule did not run for that recipient */
+	assert_string_equal(added(c), "");
+	/* the refused recipient is not counted */
 	assert_int_equal(rcpt(c, "<s@y.example>"), ACTION_CONTINUE);
-	assert_string_equal(added(c), "X-Policy: hdr for r@y.example");
+	assert_string_equal(added(c), "X-Policy: hdr for s@y.example");
+	assert_int_equal(rcpt(c, "<t@y.example>"), ACTION_CONTINUE);
+	assert_string_equal(added(c), "X-Policy: hdr for s@y.example");
 	header(c, "Subject", " please hold");
 	assert_null(conn_quarantine_reason(c));
 	assert_int_equal(finish(c), ACTION_CONTINUE);
