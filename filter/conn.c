@@ -245,6 +245,9 @@ static void set_string(char **dst, const char *src)
 
 void conn_connect(struct conn *c, const char *hostname, const char *ip, unsigned port)
 {
+	/* Without reverse DNS the MTA passes "[address]": Postfix calls that client "unknown". */
+	if (hostname == NULL || hostname[0] == '[' || hostname[0] == '\0')
+		hostname = "unknown";
 	set_string(&c->client_name, hostname);
 	set_string(&c->client_ip, ip);
 	c->client_port = port;
@@ -523,12 +526,15 @@ static void log_event(struct conn *c, const char *what, enum stage s, const stru
 		snprintf(head, sizeof(head), "%.*s", (int)skip, line);
 		text = strlen(line) >= skip ? line + skip : "";
 	}
+	if (text == NULL)
+		text = "";
 	if (addr != NULL)
-		snprintf(who, sizeof(who), "<%s>%s", addr, text != NULL && *text ? ": " : "");
-	log_msg(LOG_INFO, "%s: %s: %s from %s[%s]: %s%s%s; rule=%s from=<%s> helo=<%s>%s",
+		snprintf(who, sizeof(who), "<%s>%s", addr, *text ? ": " : "");
+	log_msg(LOG_INFO, "%s: %s: %s from %s[%s]%s%s%s%s; rule=%s from=<%s> helo=<%s>%s",
 		qid != NULL && *qid ? qid : "NOQUEUE", what, stage_log_name(s), c->client_name,
-		c->client_ip, head, who, text != NULL ? text : "", r != NULL ? r->name : "-",
-		c->from.full != NULL ? c->from.full : "", c->helo, note != NULL ? note : "");
+		c->client_ip, *head || *who || *text ? ": " : "", head, who, text,
+		r != NULL ? r->name : "-", c->from.full != NULL ? c->from.full : "", c->helo,
+		note != NULL ? note : "");
 }
 
 static const char *verdict_word(enum action a)

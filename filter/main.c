@@ -260,7 +260,7 @@ int main(int argc, char **argv)
 	struct diag *d;
 	struct config *cfg;
 	struct policy *p;
-	char config_path[PATH_MAX];
+	static char config_path[PATH_MAX], pidfile_path[PATH_MAX + 256];
 	char summary[256];
 	int rc;
 
@@ -270,6 +270,13 @@ int main(int argc, char **argv)
 	/* Reloads re-read the file after chdir("/"): keep its absolute path. */
 	if (realpath(o.config, config_path) == NULL)
 		snprintf(config_path, sizeof(config_path), "%s", o.config);
+	if (o.pidfile != NULL && o.pidfile[0] != '/') {
+		char cwd[PATH_MAX];
+		if (getcwd(cwd, sizeof(cwd)) != NULL &&
+		    snprintf(pidfile_path, sizeof(pidfile_path), "%s/%s", cwd, o.pidfile) <
+			    (int)sizeof(pidfile_path))
+			o.pidfile = pidfile_path;
+	}
 	d = diag_new();
 	cfg = config_load(config_path, d);
 	if (cfg == NULL) {

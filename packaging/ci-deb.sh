@@ -62,6 +62,9 @@ check "$conf is a conffile" \
 	sh -c "dpkg-query -W -f='\${Conffiles}' milter-policy | grep -q ' $conf '"
 check "/etc/milter-policy/default.rules is a conffile" \
 	sh -c "dpkg-query -W -f='\${Conffiles}' milter-policy | grep -q ' /etc/milter-policy/default.rules '"
+check "/etc/milter-policy/lists/ is installed" test -d /etc/milter-policy/lists
+check "examples are installed" \
+	sh -c 'ls /usr/share/doc/milter-policy/examples/*.rules >/dev/null'
 check "/etc/default/milter-policy is installed" test -f /etc/default/milter-policy
 check "systemd unit is installed" test -f /lib/systemd/system/milter-policy.service
 check "socket directory helper is installed" \
