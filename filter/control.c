@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -70,6 +71,13 @@ void control_block_signals(void)
 
 static const char *config_path;
 static const struct config *running;
+static pthread_t listener_thread; /* the thread that runs smfi_main() */
+
+/* SIGUSR2 only interrupts the listener's poll() (see graceful_stop). */
+static void interrupt_poll(int sig)
+{
+	(void)sig;
+}
 
 static void log_errors(const struct diag *d)
 {
@@ -122,6 +130,35 @@ int control_reload(const char *path, const struct config *started)
 	return 0;
 }
 
+static void *stopper_main(void *done)
+{
+	smfi_stop();
+	__atomic_store_n((bool *)done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * smfi_stop() sets libmilter's stop flag, then waits for the listener's lock, which the
+ * listener holds inside poll() for up to 5 s.  So smfi_stop() runs in a thread of its own while
+ * this one interrupts that poll() until it has returned: libmilter sees EINTR, checks the flag,
+ * and leaves at once, so that a restart can open the socket straight away.
+ */
+static void stop_listener(void)
+{
+	bool done = false;
+	pthread_t tid;
+
+	if (pthread_create(&tid, NULL, stopper_main, &done) != 0) {
+		smfi_stop();
+		return;
+	}
+	for (int i = 0; i < 1000 && !__atomic_load_n(&done, __ATOMIC_ACQUIRE); i++) {
+		pthread_kill(listener_thread, SIGUSR2);
+		nanosleep(&(struct timespec){0, 10000000}, NULL);
+	}
+	pthread_join(tid, NULL);
+}
+
 /* Waits (bounded) for transactions in flight, then stops libmilter. */
 static void graceful_stop(int sig)
 {
@@ -135,7 +172,7 @@ static void graceful_stop(int sig)
 	if (milter_transactions() > 0)
 		log_msg(LOG_WARNING, "stopping with %u transaction%s still in flight",
 			milter_transactions(), milter_transactions() == 1 ? "" : "s");
-	smfi_stop();
+	stop_listener();
 }
 
 static void *control_main(void *arg)
@@ -160,8 +197,14 @@ int control_start(const char *path, const struct config *started)
 {
 	pthread_t tid;
 
+	struct sigaction sa = {.sa_handler = interrupt_poll}; /* no SA_RESTART: poll() returns */
+
 	config_path = path;
 	running = started;
+	listener_thread = pthread_self();
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR2, &sa, NULL) != 0)
+		return -1;
 	if (pthread_create(&tid, NULL, control_main, NULL) != 0)
 		return -1;
 	pthread_detach(tid);

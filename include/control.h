@@ -14,7 +14,7 @@ struct config;
    mask.  Call first thing in main(), before any thread exists. */
 void control_block_signals(void);
 
-/* Starts the control thread.  config_path is re-read on reload; running is the configuration
+/* Starts the control thread; call from the thread that will run smfi_main().  config_path is re-read on reload; running is the configuration
    the daemon started with (to report settings that need a restart).  Returns 0 or -1. */
 int control_start(const char *config_path, const struct config *running);
 
