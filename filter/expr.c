@@ -550,9 +550,13 @@ static struct expr *parse_unary(struct parser *ps)
 		return e;
 	}
 	if (accept_word(ps, "exists")) {
-		const char *at = ps->p;
+		const char *at;
 		char *arg;
-		const struct field_info *fi = parse_field(ps, &arg);
+		const struct field_info *fi;
+
+		skip_space(ps);
+		at = ps->p;
+		fi = parse_field(ps, &arg);
 		if (fi == NULL) {
 			free(arg);
 			return NULL;

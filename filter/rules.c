@@ -173,6 +173,19 @@ static struct list *find_list_named(struct policy *p, const char *name)
 	return NULL;
 }
 
+/* The first file (parsed so far) that declares list name. */
+static const struct rulefile *first_list_file(const struct build *b, const char *name)
+{
+	for (size_t i = 0; i < b->nfiles; i++) {
+		const struct rulefile *f = &b->files[i];
+		for (unsigned k = 0; f->parsed && k < cfg_size(f->cfg, "list"); k++)
+			if (strcmp(cfg_title(cfg_getnsec(f->cfg, "list", k)), name) == 0)
+				return f;
+	}
+	assert(!"a defined list has a file");
+	return NULL;
+}
+
 static void load_list(struct build *b, struct rulefile *f, cfg_t *sec)
 {
 	const char *name = cfg_title(sec);
@@ -180,7 +193,9 @@ static void load_list(struct build *b, struct rulefile *f, cfg_t *sec)
 	struct list *l;
 
 	if (find_list_named(b->p, name) != NULL) {
-		diag_add(b->d, f->path, line, "list '%s' is already defined", name);
+		const struct rulefile *first = first_list_file(b, name);
+		diag_add(b->d, f->path, line, "list '%s' is already defined at %s:%d", name,
+			 first->path, cfgfile_section_line(first->text, "list", name));
 		return;
 	}
 	l = list_new(name, f->path, line);
@@ -305,6 +320,17 @@ static void compile_add_headers(struct rulectx *rc, enum stage *latest)
 	}
 }
 
+/* The option a reply_new() message is about, for its line: "code 250 is not...",
+   "xcode 4.7.1 does not match...", "bad xcode '5.7'...", else the message text. */
+static const char *reply_error_option(const char *err)
+{
+	if (strncmp(err, "code ", 5) == 0)
+		return "code";
+	if (strncmp(err, "xcode ", 6) == 0 || strncmp(err, "bad xcode ", 10) == 0)
+		return "xcode";
+	return "message";
+}
+
 static void compile_reply(struct rulectx *rc, enum stage *latest)
 {
 	struct rule *r = rc->r;
@@ -318,10 +344,12 @@ static void compile_reply(struct rulectx *rc, enum stage *latest)
 			     lines, n, err, sizeof(err));
 	free(lines);
 	if (r->reply == NULL) {
-		/* Every reply_new() message starts with the option it is about. */
-		char opt[16] = "";
-		sscanf(err, "%15[a-z]", opt);
-		rule_error(rc, opt, "%s", err);
+		const char *opt = reply_error_option(err);
+
+		if (strcmp(opt, "message") == 0 && strncmp(err, "message", 7) != 0)
+			rule_error(rc, opt, "message: %s", err); /* a bad ${...} in the text */
+		else
+			rule_error(rc, opt, "%s", err);
 		return;
 	}
 	if (reply_stage(r->reply) > *latest)

@@ -61,11 +61,25 @@ def get_daemon(key, **kwargs):
     return d
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
 def stop_daemons():
-    for d in _daemons.values():
-        d.stop()
+    """Stops every daemon; returns what went wrong: a non-zero exit status on SIGTERM, or a
+    sanitizer report in its log (an ASan build reports leaks only at exit)."""
+    problems = []
+    for key, d in _daemons.items():
+        status = d.stop()
+        log = d.log()
+        if status != 0:
+            problems.append("daemon %s: exit status %s on SIGTERM" % (key, status))
+        for mark in SANITIZER_MARKS:
+            if mark in log:
+                i = log.index(mark)
+                problems.append("daemon %s: sanitizer report:\n%s" % (key, log[i:i + 3000]))
         d.cleanup()
     _daemons.clear()
+    return problems
 
 
 def qid_macros(qid=QID, mail=None):
@@ -738,8 +752,10 @@ def main(argv):
     try:
         result = runner.run(suite)
     finally:
-        stop_daemons()
-    failed = result.testsRun - result.passed
+        problems = stop_daemons()
+    for p in problems:
+        print("FAIL: " + p)
+    failed = result.testsRun - result.passed + len(problems)
     print("%d passed, %d failed" % (result.passed, failed))
     return 1 if failed or result.testsRun == 0 else 0
 
