@@ -15,6 +15,7 @@
 #include "expr.h"
 #include "log.h"
 #include "policy.h"
+#include "mem.h"
 
 /* An envelope address and its two halves, in one allocation: "full\0local\0domain\0",
    the domain lowercased. */
@@ -80,21 +81,7 @@ struct conn {
 	pcre2_match_data *match_data;
 };
 
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
 
-	if (p == NULL)
-		abort(); /* see conn.h: the glue maps allocation failure before us */
-	return p;
-}
-
-static char *xstrdup(const char *s)
-{
-	size_t n = strlen(s) + 1;
-
-	return memcpy(xmalloc(n), s, n);
-}
 
 static void addr_set(struct addr *a, const char *text)
 {
@@ -107,7 +94,7 @@ static void addr_set(struct addr *a, const char *text)
 	if (*text == '<')
 		text++;
 	len = strcspn(text, ">");
-	p = xmalloc(2 * len + 3);
+	p = mem_alloc(2 * len + 3);
 	memcpy(p, text, len);
 	p[len] = '\0';
 	/* split at the last '@'; without one, all of it is the local part */
@@ -152,14 +139,9 @@ static void mods_clear(struct mods *m)
 
 static void mods_add_header(struct mods *m, const char *name, const char *value)
 {
-	if (m->n == m->cap) {
-		m->cap = m->cap * 2 + 4;
-		m->headers = realloc(m->headers, m->cap * sizeof(*m->headers));
-		if (m->headers == NULL)
-			abort();
-	}
-	m->headers[m->n].name = xstrdup(name);
-	m->headers[m->n].value = xstrdup(value);
+	mem_grow((void **)&m->headers, m->n, &m->cap, sizeof(*m->headers));
+	m->headers[m->n].name = mem_strdup(name);
+	m->headers[m->n].value = mem_strdup(value);
 	m->n++;
 }
 
@@ -197,9 +179,9 @@ struct conn *conn_new(struct policy *p, conn_macro_fn macro, void *macro_ctx)
 	c->conn_tags = calloc(p->ntags + 1, sizeof(bool));
 	c->msg_tags = calloc(p->ntags + 1, sizeof(bool));
 	c->match_data = pcre2_match_data_create(1, NULL);
-	c->client_ip = xstrdup("");
-	c->client_name = xstrdup("");
-	c->helo = xstrdup("");
+	c->client_ip = mem_strdup("");
+	c->client_name = mem_strdup("");
+	c->helo = mem_strdup("");
 	if (c->conn_tags == NULL || c->msg_tags == NULL || c->match_data == NULL) {
 		conn_free(c);
 		return NULL;
@@ -240,7 +222,7 @@ void conn_set_macro_ctx(struct conn *c, void *macro_ctx)
 static void set_string(char **dst, const char *src)
 {
 	free(*dst);
-	*dst = xstrdup(src != NULL ? src : "");
+	*dst = mem_strdup(src != NULL ? src : "");
 }
 
 void conn_connect(struct conn *c, const char *hostname, const char *ip, unsigned port)
@@ -281,17 +263,12 @@ void conn_header(struct conn *c, const char *name, const char *value)
 {
 	struct header *h;
 
-	if (c->nheaders == c->headers_cap) {
-		c->headers_cap = c->headers_cap * 2 + 16;
-		c->headers = realloc(c->headers, c->headers_cap * sizeof(*c->headers));
-		if (c->headers == NULL)
-			abort();
-	}
+	mem_grow((void **)&c->headers, c->nheaders, &c->headers_cap, sizeof(*c->headers));
 	h = &c->headers[c->nheaders++];
-	h->name = xstrdup(name);
+	h->name = mem_strdup(name);
 	while (*value == ' ' || *value == '\t')
 		value++;
-	h->value = xstrdup(value);
+	h->value = mem_strdup(value);
 	/* Unfold: a folded header reaches us with CRLF (or LF) + white space inside. */
 	char *w = h->value;
 	for (const char *r = h->value; *r != '\0'; r++)
@@ -315,9 +292,7 @@ void conn_body(struct conn *c, const unsigned char *chunk, size_t len)
 		size_t cap = c->body_cap * 2 + 65536;
 		while (cap < c->body_len + keep + 1)
 			cap *= 2;
-		c->body = realloc(c->body, cap);
-		if (c->body == NULL)
-			abort();
+		c->body = mem_realloc(c->body, cap);
 		c->body_cap = cap;
 	}
 	memcpy(c->body + c->body_len, chunk, keep);
@@ -572,7 +547,7 @@ static void apply_modifiers(struct conn *c, const struct rule *r, enum stage s)
 	if (r->quarantine != NULL) {
 		expand(c, r->quarantine, buf, sizeof(buf));
 		free(m->quarantine);
-		m->quarantine = xstrdup(buf);
+		m->quarantine = mem_strdup(buf);
 		log_event(c, "quarantine", s, r, NULL, buf, NULL);
 	}
 }
@@ -732,12 +707,7 @@ void conn_run(struct conn *c, enum stage s, struct conn_verdict *v)
 			break;
 	c->rule = NULL;
 	if (s == STAGE_RCPT && v->action != ACTION_REJECT && v->action != ACTION_TEMPFAIL) {
-		if (c->nrcpts == c->rcpts_cap) {
-			c->rcpts_cap = c->rcpts_cap * 2 + 8;
-			c->rcpts = realloc(c->rcpts, c->rcpts_cap * sizeof(*c->rcpts));
-			if (c->rcpts == NULL)
-				abort();
-		}
+		mem_grow((void **)&c->rcpts, c->nrcpts, &c->rcpts_cap, sizeof(*c->rcpts));
 		c->rcpts[c->nrcpts++] = c->rcpt;
 		c->rcpt = (struct addr){NULL, NULL, NULL};
 	}

@@ -72,6 +72,7 @@ void control_block_signals(void)
 static const char *config_path;
 static const struct config *running;
 static pthread_t listener_thread; /* the thread that runs smfi_main() */
+static int forced_level = -1;     /* -d LEVEL on the command line wins over log_level */
 
 /* SIGUSR2 only interrupts the listener's poll() (see graceful_stop). */
 static void interrupt_poll(int sig)
@@ -121,7 +122,7 @@ int control_reload(const char *path, const struct config *started)
 		return -1;
 	}
 	report_restart_settings(cfg);
-	log_set_level(cfg->log_level);
+	log_set_level(forced_level >= 0 ? forced_level : cfg->log_level);
 	policy_summary(p, summary, sizeof(summary));
 	policy_install(p);
 	log_msg(LOG_INFO, "reload: %s, generation %lu", summary, p->generation);
@@ -193,7 +194,7 @@ static void *control_main(void *arg)
 	}
 }
 
-int control_start(const char *path, const struct config *started)
+int control_start(const char *path, const struct config *started, int level)
 {
 	pthread_t tid;
 
@@ -201,6 +202,7 @@ int control_start(const char *path, const struct config *started)
 
 	config_path = path;
 	running = started;
+	forced_level = level;
 	listener_thread = pthread_self();
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGUSR2, &sa, NULL) != 0)

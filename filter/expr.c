@@ -23,6 +23,7 @@
 #include "diag.h"
 #include "expr.h"
 #include "list.h"
+#include "mem.h"
 
 /* Bounds on one regex match, so a pathological pattern cannot stall a worker thread. */
 #define EXPR_MATCH_LIMIT 1000000
@@ -84,10 +85,8 @@ static void fail(struct parser *ps, const char *at, const char *fmt, ...)
 
 static struct expr *node_new(enum node_kind kind)
 {
-	struct expr *e = calloc(1, sizeof(*e));
+	struct expr *e = mem_calloc(1, sizeof(*e));
 
-	if (e == NULL)
-		abort(); /* out of memory while loading: nothing sensible to continue with */
 	e->kind = kind;
 	e->tag = -1;
 	return e;
@@ -151,11 +150,38 @@ static bool accept_char(struct parser *ps, char ch)
 	return false;
 }
 
+/*
+ * Reads text between delim characters (ps->p at the opening one) into a malloc'd copy, or
+ * NULL at the end of input.  A backslash before delim stands for delim; "\\\\" stands for one
+ * backslash in a string, and stays as written in a regex, where PCRE2 reads it.
+ */
+static char *read_delimited(struct parser *ps, char delim, bool in_regex, size_t *lenp)
+{
+	char *out = mem_alloc(strlen(ps->p) + 1), *o = out;
+
+	for (ps->p++; *ps->p != delim; ps->p++) {
+		if (*ps->p == '\0') {
+			free(out);
+			return NULL;
+		}
+		if (*ps->p == '\\' && ps->p[1] == delim)
+			ps->p++;
+		else if (*ps->p == '\\' && ps->p[1] == '\\' && (ps->p++, in_regex))
+			*o++ = '\\';
+		*o++ = *ps->p;
+	}
+	ps->p++;
+	*o = '\0';
+	if (lenp != NULL)
+		*lenp = (size_t)(o - out);
+	return out;
+}
+
 /* A "double-quoted" string with \" and \\ escapes; returns a malloc'd copy or NULL. */
 static char *parse_string(struct parser *ps, size_t *lenp)
 {
 	const char *start;
-	char *out, *o;
+	char *out;
 
 	skip_space(ps);
 	start = ps->p;
@@ -163,23 +189,9 @@ static char *parse_string(struct parser *ps, size_t *lenp)
 		fail(ps, start, "expected a \"string\"");
 		return NULL;
 	}
-	out = o = malloc(strlen(ps->p) + 1);
+	out = read_delimited(ps, '"', false, lenp);
 	if (out == NULL)
-		abort();
-	for (ps->p++; *ps->p != '"'; ps->p++) {
-		if (*ps->p == '\0') {
-			fail(ps, start, "unterminated string");
-			free(out);
-			return NULL;
-		}
-		if (*ps->p == '\\' && (ps->p[1] == '"' || ps->p[1] == '\\'))
-			ps->p++;
-		*o++ = *ps->p;
-	}
-	ps->p++;
-	*o = '\0';
-	if (lenp != NULL)
-		*lenp = (size_t)(o - out);
+		fail(ps, start, "unterminated string");
 	return out;
 }
 
@@ -303,7 +315,7 @@ static bool parse_inline_list(struct parser *ps, struct expr *e, enum list_kind 
 			if (!parse_number(ps, &v))
 				return false;
 			len = (size_t)snprintf(num, sizeof(num), "%llu", v);
-			item = strdup(num);
+			item = mem_strdup(num);
 		} else {
 			item = parse_string(ps, &len);
 		}
@@ -355,7 +367,7 @@ static bool parse_regex(struct parser *ps, struct expr *e)
 {
 	const char *start;
 	uint32_t options = 0;
-	char *pat, *o;
+	char *pat;
 	int errcode;
 	PCRE2_SIZE erroff;
 
@@ -365,23 +377,12 @@ static bool parse_regex(struct parser *ps, struct expr *e)
 		fail(ps, start, "expected a /regex/ after the operator");
 		return false;
 	}
-	pat = o = malloc(strlen(ps->p) + 1);
-	if (pat == NULL)
-		abort();
-	for (ps->p++; *ps->p != '/'; ps->p++) {
-		if (*ps->p == '\0') {
-			free(pat);
-			fail(ps, start, "unterminated regex");
-			return false;
-		}
-		if (*ps->p == '\\' && ps->p[1] == '/')
-			ps->p++; /* "\/" is a literal slash; PCRE2 needs no escape for it */
-		else if (*ps->p == '\\' && ps->p[1] != '\0')
-			*o++ = *ps->p++;
-		*o++ = *ps->p;
+	pat = read_delimited(ps, '/', true, NULL);
+	if (pat == NULL) {
+		fail(ps, start, "unterminated regex");
+		return false;
 	}
-	*o = '\0';
-	for (ps->p++; is_ident_char(*ps->p); ps->p++) {
+	for (; is_ident_char(*ps->p); ps->p++) {
 		switch (*ps->p) {
 		case 'i': options |= PCRE2_CASELESS; break;
 		case 'm': options |= PCRE2_MULTILINE; break;
@@ -404,8 +405,10 @@ static bool parse_regex(struct parser *ps, struct expr *e)
 	}
 	(void)pcre2_jit_compile(e->re, PCRE2_JIT_COMPLETE); /* the interpreter is the fallback */
 	e->mctx = pcre2_match_context_create(NULL);
-	if (e->mctx == NULL)
-		abort();
+	if (e->mctx == NULL) {
+		fail(ps, start, "out of memory compiling the regex");
+		return false;
+	}
 	pcre2_set_match_limit(e->mctx, EXPR_MATCH_LIMIT);
 	pcre2_set_depth_limit(e->mctx, EXPR_DEPTH_LIMIT);
 	return true;

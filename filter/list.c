@@ -50,6 +50,7 @@
 
 #include "diag.h"
 #include "list.h"
+#include "mem.h"
 
 #define LIST_KINDS 4
 /* Bad entries reported per list and kind; the rest are counted in one line. */
@@ -62,32 +63,8 @@
 
 /* ---- memory ---- */
 
-static void *list_alloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
 
-	if (p == NULL)
-		abort(); /* out of memory while loading */
-	return p;
-}
 
-static void *list_zalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (p == NULL)
-		abort();
-	return p;
-}
-
-static void *list_realloc(void *old, size_t n)
-{
-	void *p = realloc(old, n ? n : 1);
-
-	if (p == NULL)
-		abort();
-	return p;
-}
 
 /* A hash table of size bytes, every byte set to fill.  Big tables get transparent huge pages:
    each lookup in a big list is a random access, and TLB misses would double its cost. */
@@ -96,7 +73,7 @@ static void *list_table_alloc(size_t size, int fill)
 	void *p;
 
 	if (size < LIST_HUGE_PAGE) {
-		p = list_alloc(size);
+		p = mem_alloc(size);
 	} else {
 		size = (size + LIST_HUGE_PAGE - 1) & ~(size_t)(LIST_HUGE_PAGE - 1);
 		if ((p = aligned_alloc(LIST_HUGE_PAGE, size)) == NULL)
@@ -112,7 +89,7 @@ static char *list_strdup(const char *s)
 {
 	size_t n = strlen(s) + 1;
 
-	return memcpy(list_alloc(n), s, n);
+	return memcpy(mem_alloc(n), s, n);
 }
 
 /* ---- hashing ---- */
@@ -206,7 +183,7 @@ static void list_strset_reserve(struct list_strset *s, size_t count, size_t byte
 		list_strset_resize(s, cap);
 	if (bytes > s->cap - s->used) {
 		s->cap = s->used + bytes;
-		s->arena = list_realloc(s->arena, s->cap);
+		s->arena = mem_realloc(s->arena, s->cap);
 	}
 }
 
@@ -259,7 +236,7 @@ static int list_strset_add(struct list_strset *s, const char *p, size_t n)
 		return -1;
 	if (n + 1 > s->cap - s->used) {
 		s->cap = (s->cap + n + 1) * 2;
-		s->arena = list_realloc(s->arena, s->cap);
+		s->arena = mem_realloc(s->arena, s->cap);
 	}
 	dst = s->arena + s->used;
 	for (size_t i = 0; i < n; i++)
@@ -346,7 +323,7 @@ static void list_set32_grow(struct list_set32 *s)
 
 static struct list_set32 *list_set32_new(void)
 {
-	struct list_set32 *s = list_zalloc(1, sizeof(*s));
+	struct list_set32 *s = mem_calloc(1, sizeof(*s));
 
 	s->mask = 7;
 	s->keys = list_table_alloc(8 * sizeof(*s->keys), 0xff);
@@ -412,7 +389,7 @@ static void list_set128_grow(struct list_set128 *s)
 
 static struct list_set128 *list_set128_new(void)
 {
-	struct list_set128 *s = list_zalloc(1, sizeof(*s));
+	struct list_set128 *s = mem_calloc(1, sizeof(*s));
 
 	s->mask = 7;
 	s->keys = list_table_alloc(8 * sizeof(*s->keys), 0xff);
@@ -601,13 +578,13 @@ static void list_label_note(struct list_labels *lb, const char *s, size_t n)
 
 struct list_index *list_index_new(enum list_kind kind)
 {
-	struct list_index *idx = list_zalloc(1, sizeof(*idx));
+	struct list_index *idx = mem_calloc(1, sizeof(*idx));
 
 	assert(kind >= LIST_CIDR && kind <= LIST_STRING);
 	idx->kind = kind;
 	idx->strs.fold = kind == LIST_DOMAIN || kind == LIST_ADDR;
 	if (kind == LIST_CIDR)
-		idx->cidr = list_zalloc(1, sizeof(*idx->cidr));
+		idx->cidr = mem_calloc(1, sizeof(*idx->cidr));
 	return idx;
 }
 
@@ -916,7 +893,7 @@ struct list {
 
 struct list *list_new(const char *name, const char *file, int line)
 {
-	struct list *l = list_zalloc(1, sizeof(*l));
+	struct list *l = mem_calloc(1, sizeof(*l));
 
 	l->name = list_strdup(name);
 	l->file = list_strdup(file != NULL ? file : "");
@@ -951,7 +928,7 @@ static uint32_t list_origin(struct list *l, const char *file)
 	if (file == NULL)
 		file = "";
 	if (l->nfiles == 0 || strcmp(l->files[l->nfiles - 1], file) != 0) {
-		l->files = list_realloc(l->files, (l->nfiles + 1) * sizeof(*l->files));
+		l->files = mem_realloc(l->files, (l->nfiles + 1) * sizeof(*l->files));
 		l->files[l->nfiles++] = list_strdup(file);
 	}
 	return (uint32_t)(l->nfiles - 1);
@@ -967,7 +944,7 @@ static void list_text_reserve(struct list *l, size_t n)
 	l->textcap = l->textcap * 2 > l->textlen + n ? l->textcap * 2 : l->textlen + n;
 	if (l->textcap > UINT32_MAX)
 		l->textcap = UINT32_MAX;
-	l->text = list_realloc(l->text, l->textcap);
+	l->text = mem_realloc(l->text, l->textcap);
 }
 
 static void list_push(struct list *l, const char *s, size_t n, uint32_t file, int line)
@@ -978,7 +955,7 @@ static void list_push(struct list *l, const char *s, size_t n, uint32_t file, in
 	list_text_reserve(l, n);
 	if (l->nsrc == l->srccap) {
 		l->srccap = l->srccap ? l->srccap * 2 : 64;
-		l->src = list_realloc(l->src, l->srccap * sizeof(*l->src));
+		l->src = mem_realloc(l->src, l->srccap * sizeof(*l->src));
 	}
 	e = &l->src[l->nsrc++];
 	e->off = (uint32_t)l->textlen;
@@ -1004,12 +981,12 @@ static ssize_t list_slurp(int fd, char **buf)
 
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
 		cap = (size_t)st.st_size + 1;
-	b = list_alloc(cap);
+	b = mem_alloc(cap);
 	for (;;) {
 		ssize_t r;
 
 		if (len == cap)
-			b = list_realloc(b, cap *= 2);
+			b = mem_realloc(b, cap *= 2);
 		r = read(fd, b + len, cap - len);
 		if (r == 0)
 			break;

@@ -241,7 +241,7 @@ static int serve(struct config *cfg, const struct options *o, const char *config
 	}
 	if (write_pidfile(pidfile) != 0)
 		return EXIT_RUNTIME;
-	if (control_start(config_path, cfg) != 0) {
+	if (control_start(config_path, cfg, o->level ? log_level_parse(o->level) : -1) != 0) {
 		log_msg(LOG_ERR, "cannot start the control thread");
 		return EXIT_RUNTIME;
 	}

@@ -13,6 +13,7 @@
 #include "list.h"
 #include "policy.h"
 #include "rules.h"
+#include "mem.h"
 
 /* The macros asked of the MTA at every stage, whatever the rules use. */
 static const char *const base_macros[STAGE_COUNT] = {
@@ -45,11 +46,9 @@ static char **expand_policies(const struct config *cfg, size_t *np, struct diag 
 		} else if (rc != 0) {
 			diag_add(d, cfg->path, 0, "policies: cannot read '%s'", cfg->policies[i]);
 		} else {
-			out = realloc(out, (n + g.gl_pathc) * sizeof(char *));
-			if (out == NULL)
-				abort();
+			out = mem_realloc(out, (n + g.gl_pathc) * sizeof(char *));
 			for (size_t k = 0; k < g.gl_pathc; k++)
-				out[n++] = strdup(g.gl_pathv[k]);
+				out[n++] = mem_strdup(g.gl_pathv[k]);
 		}
 		if (rc != GLOB_NOMATCH)
 			globfree(&g);
@@ -73,9 +72,7 @@ static void add_macro(const char *name, void *ctx)
 	for (const char *p = *s; (p = strstr(p, name)) != NULL; p++)
 		if ((p == *s || p[-1] == ' ') && (p[strlen(name)] == ' ' || p[strlen(name)] == '\0'))
 			return;
-	*s = realloc(*s, len + strlen(name) + 2);
-	if (*s == NULL)
-		abort();
+	*s = mem_realloc(*s, len + strlen(name) + 2);
 	sprintf(*s + len, " %s", name);
 }
 
@@ -84,7 +81,7 @@ static void collect_macros(struct policy *p)
 	struct macro_set m;
 
 	for (int s = 0; s < STAGE_COUNT; s++)
-		m.buf[s] = strdup(base_macros[s]);
+		m.buf[s] = mem_strdup(base_macros[s]);
 	for (size_t i = 0; i < p->nrules; i++) {
 		m.stage = p->rules[i]->stage;
 		expr_macros(p->rules[i]->when, add_macro, &m);

@@ -21,6 +21,7 @@
 #include "policy.h"
 #include "reply.h"
 #include "rules.h"
+#include "mem.h"
 
 /* libconfuse validators have no user pointer: the option-line table of the compile in
    progress is global, and compiles are serialised. */
@@ -75,12 +76,7 @@ static int record_line(cfg_t *sec, cfg_opt_t *opt)
 				 cfg_title(sec), opt->name, first);
 		return 0;
 	}
-	if (noptlines == optlines_cap) {
-		optlines_cap = optlines_cap * 2 + 64;
-		optlines = realloc(optlines, optlines_cap * sizeof(*optlines));
-		if (optlines == NULL)
-			abort();
-	}
+	mem_grow((void **)&optlines, noptlines, &optlines_cap, sizeof(*optlines));
 	optlines[noptlines++] = (struct optline){sec, opt->name, sec->line};
 	return 0;
 }
@@ -122,33 +118,8 @@ static void set_validators(cfg_t *cfg, const char *sec, cfg_opt_t *opts)
 	}
 }
 
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
 
-	if (p == NULL)
-		abort(); /* out of memory while loading a policy */
-	return p;
-}
 
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (p == NULL)
-		abort();
-	return p;
-}
-
-static void grow(void **v, size_t n, size_t *cap, size_t size)
-{
-	if (n < *cap)
-		return;
-	*cap = *cap * 2 + 16;
-	*v = realloc(*v, *cap * size);
-	if (*v == NULL)
-		abort();
-}
 
 /* A path written in a rule file, relative to that file's directory. */
 static char *resolve_path(const char *rulefile, const char *path)
@@ -156,10 +127,10 @@ static char *resolve_path(const char *rulefile, const char *path)
 	char *dir, *out, *copy;
 
 	if (path[0] == '/')
-		return xstrdup(path);
-	copy = xstrdup(rulefile);
+		return mem_strdup(path);
+	copy = mem_strdup(rulefile);
 	dir = dirname(copy);
-	out = xcalloc(strlen(dir) + strlen(path) + 2, 1);
+	out = mem_calloc(strlen(dir) + strlen(path) + 2, 1);
 	sprintf(out, "%s/%s", dir, path);
 	free(copy);
 	return out;
@@ -206,7 +177,7 @@ static void load_list(struct build *b, struct rulefile *f, cfg_t *sec)
 		list_add_file(l, path, b->d);
 		free(path);
 	}
-	grow((void **)&b->p->lists, b->p->nlists, &b->lists_cap, sizeof(*b->p->lists));
+	mem_grow((void **)&b->p->lists, b->p->nlists, &b->lists_cap, sizeof(*b->p->lists));
 	b->p->lists[b->p->nlists++] = l;
 }
 
@@ -236,10 +207,10 @@ static int add_tag(struct build *b, const char *name, enum stage stage)
 	if (id >= 0)
 		return id;
 	cap = b->p->ntags;
-	grow((void **)&b->p->tags, b->p->ntags, &cap, sizeof(*b->p->tags));
+	mem_grow((void **)&b->p->tags, b->p->ntags, &cap, sizeof(*b->p->tags));
 	cap = b->p->ntags;
-	grow((void **)&b->tags, b->p->ntags, &cap, sizeof(*b->tags));
-	b->p->tags[b->p->ntags] = xstrdup(name);
+	mem_grow((void **)&b->tags, b->p->ntags, &cap, sizeof(*b->tags));
+	b->p->tags[b->p->ntags] = mem_strdup(name);
 	b->tags[b->p->ntags].stage = stage;
 	return (int)b->p->ntags++;
 }
@@ -291,8 +262,8 @@ static void compile_add_headers(struct rulectx *rc, enum stage *latest)
 	struct rule *r = rc->r;
 	unsigned n = cfg_size(rc->sec, "add_header");
 
-	r->add_header_names = xcalloc(n, sizeof(char *));
-	r->add_header_values = xcalloc(n, sizeof(struct reply_template *));
+	r->add_header_names = mem_calloc(n, sizeof(char *));
+	r->add_header_values = mem_calloc(n, sizeof(struct reply_template *));
 	for (unsigned i = 0; i < n; i++) {
 		const char *h = cfg_getnstr(rc->sec, "add_header", i);
 		const char *colon = strchr(h, ':');
@@ -309,7 +280,7 @@ static void compile_add_headers(struct rulectx *rc, enum stage *latest)
 		}
 		while (*value == ' ')
 			value++;
-		r->add_header_names[r->nadd_headers] = strndup(h, namelen);
+		r->add_header_names[r->nadd_headers] = mem_strndup(h, namelen);
 		r->add_header_values[r->nadd_headers] =
 			compile_template(rc, "add_header", value, latest);
 		if (r->add_header_values[r->nadd_headers] == NULL) {
@@ -335,7 +306,7 @@ static void compile_reply(struct rulectx *rc, enum stage *latest)
 {
 	struct rule *r = rc->r;
 	unsigned n = cfg_size(rc->sec, "message");
-	const char **lines = xcalloc(n, sizeof(char *));
+	const char **lines = mem_calloc(n, sizeof(char *));
 	char err[512];
 
 	for (unsigned i = 0; i < n; i++)
@@ -414,22 +385,22 @@ static void decide_stage(struct rulectx *rc, enum stage needed, enum stage min)
 
 static void compile_rule(struct build *b, struct rulefile *f, cfg_t *sec)
 {
-	struct rule *r = xcalloc(1, sizeof(*r));
+	struct rule *r = mem_calloc(1, sizeof(*r));
 	struct rulectx rc = {b, f, sec, r, 0, false};
 	const char *when = cfg_getstr(sec, "when");
 	struct expr_env env = {env_find_list, env_find_tag, b, f->path, 0};
 	enum stage needed = STAGE_CONNECT, min = STAGE_CONNECT;
 	char err[512];
 
-	r->name = xstrdup(cfg_title(sec));
-	r->file = xstrdup(f->path);
+	r->name = mem_strdup(cfg_title(sec));
+	r->file = mem_strdup(f->path);
 	r->line = rc.line = cfgfile_section_line(f->text, "rule", r->name);
 	r->tag = -1;
 	for (size_t i = 0; i < b->p->nrules; i++)
 		if (strcmp(b->p->rules[i]->name, r->name) == 0)
 			rule_error(&rc, NULL, "a rule of this name is already defined at %s:%d",
 				   b->p->rules[i]->file, b->p->rules[i]->line);
-	grow((void **)&b->p->rules, b->p->nrules, &b->rules_cap, sizeof(*b->p->rules));
+	mem_grow((void **)&b->p->rules, b->p->nrules, &b->rules_cap, sizeof(*b->p->rules));
 	b->p->rules[b->p->nrules++] = r; /* owned by the policy from here, even if bad */
 
 	if (when == NULL) {
@@ -476,7 +447,7 @@ static void index_by_stage(struct policy *p)
 	for (size_t i = 0; i < p->nrules; i++)
 		p->nstage_rules[p->rules[i]->stage]++;
 	for (int s = 0; s < STAGE_COUNT; s++) {
-		p->stage_rules[s] = xcalloc(p->nstage_rules[s], sizeof(struct rule *));
+		p->stage_rules[s] = mem_calloc(p->nstage_rules[s], sizeof(struct rule *));
 		p->nstage_rules[s] = 0;
 	}
 	for (size_t i = 0; i < p->nrules; i++) {
@@ -490,10 +461,10 @@ struct policy *rules_compile(char *const *paths, size_t npaths, struct diag *d)
 	struct build b = {0};
 	size_t errors = diag_count(d);
 
-	b.p = xcalloc(1, sizeof(*b.p));
+	b.p = mem_calloc(1, sizeof(*b.p));
 	b.p->refs = 1;
 	b.d = d;
-	b.files = xcalloc(npaths, sizeof(*b.files));
+	b.files = mem_calloc(npaths, sizeof(*b.files));
 	b.nfiles = npaths;
 	pthread_mutex_lock(&rules_lock);
 	for (size_t i = 0; i < npaths; i++) {
@@ -506,9 +477,9 @@ struct policy *rules_compile(char *const *paths, size_t npaths, struct diag *d)
 	noptlines = 0;
 	pthread_mutex_unlock(&rules_lock);
 
-	b.p->files = xcalloc(npaths, sizeof(char *));
+	b.p->files = mem_calloc(npaths, sizeof(char *));
 	for (size_t i = 0; i < npaths; i++) {
-		b.p->files[b.p->nfiles++] = xstrdup(paths[i]);
+		b.p->files[b.p->nfiles++] = mem_strdup(paths[i]);
 		cfg_free(b.files[i].cfg);
 		free(b.files[i].text);
 	}

@@ -12,10 +12,13 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 out=$(mktemp -d "${TMPDIR:-/tmp}/milter-policy-ci-deb.XXXXXX")
 installed=0
 daemon=
+# Waits for another apt/dpkg run to finish instead of failing at once.
+apt_wait="-o DPkg::Lock::Timeout=300"
 cleanup() {
 	[ -z "$daemon" ] || kill -TERM "$daemon" 2>/dev/null || true
 	if [ $installed = 1 ]; then
-		apt-get purge -y -q milter-policy >/dev/null 2>&1 || dpkg --purge milter-policy || true
+		apt-get $apt_wait purge -y -q milter-policy >/dev/null 2>&1 ||
+			dpkg --purge milter-policy || true
 	fi
 	rm -rf "$out"
 }
@@ -31,12 +34,12 @@ if [ -d /run/systemd/system ] &&
 fi
 
 # The unit tests run in CI's own build: don't repeat them inside the package build.
-DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:-} nocheck" "$top/packaging/build-deb.sh" "$@" "$out"
+DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:+$DEB_BUILD_OPTIONS }nocheck" "$top/packaging/build-deb.sh" "$@" "$out"
 
 deb=$(ls "$out"/milter-policy_*.deb | grep -v dbgsym)
 echo "ci-deb: installing $deb"
 installed=1
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$deb"
+DEBIAN_FRONTEND=noninteractive apt-get $apt_wait install -y -q "$deb"
 
 passed=0
 failed=0
