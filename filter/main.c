@@ -95,6 +95,17 @@ static void print_errors(const struct diag *d)
 		fprintf(stderr, "%s\n", diag_line(d, i));
 }
 
+/* Under systemd, stderr may be the journal, which gets the syslog lines already. */
+static bool stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	return js != NULL && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(2, &st) == 0 &&
+	       (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 /* -n: what a reload would load, per stage. */
 static int check_only(const struct config *cfg)
 {
@@ -162,6 +173,13 @@ static int drop_privileges(const char *user)
 	pw = getpwnam(user);
 	if (pw == NULL) {
 		log_msg(LOG_ERR, "user '%s' does not exist", user);
+		return -1;
+	}
+	if (geteuid() != 0) {
+		/* Started as that user already (systemd User=): nothing to drop. */
+		if (pw->pw_uid == geteuid())
+			return 0;
+		log_msg(LOG_ERR, "cannot become user '%s': not started as root", user);
 		return -1;
 	}
 	if (setgid(pw->pw_gid) != 0 || initgroups(pw->pw_name, pw->pw_gid) != 0 ||
@@ -291,7 +309,8 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	log_open("milter-policy", cfg->syslog_facility,
-		 o.level ? log_level_parse(o.level) : cfg->log_level, o.foreground);
+		 o.level ? log_level_parse(o.level) : cfg->log_level,
+		 o.foreground && !stderr_is_journal());
 	p = policy_load(cfg, d);
 	if (p == NULL) {
 		for (size_t i = 0; i < diag_count(d); i++)
