@@ -12,8 +12,8 @@
 #include "diag.h"
 
 static pthread_mutex_t cfgfile_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct diag *cur_diag;  /* guarded by cfgfile_lock */
-static const char *cur_path;   /* guarded by cfgfile_lock */
+static struct diag *cur_diag; /* guarded by cfgfile_lock */
+static const char *cur_path;  /* guarded by cfgfile_lock */
 
 /*
  * Copies text for libconfuse: comments become spaces (line breaks kept, so line numbers stay

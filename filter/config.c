@@ -77,8 +77,10 @@ static int cb_socket(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result
 		ok = strncasecmp(value, schemes[i], n) == 0 && value[n] != '\0';
 	}
 	if (!ok)
-		cfg_error(cfg, "%s: invalid socket '%s' (expected unix:/path, inet:PORT@HOST or "
-			  "inet6:PORT@HOST)", opt->name, value);
+		cfg_error(cfg,
+		          "%s: invalid socket '%s' (expected unix:/path, inet:PORT@HOST or "
+		          "inet6:PORT@HOST)",
+		          opt->name, value);
 	*(const char **)result = value;
 	return 0;
 }
@@ -99,7 +101,7 @@ static int cb_on_error(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *resu
 		*(long *)result = ON_ERROR_CONTINUE;
 	} else {
 		cfg_error(cfg, "%s: invalid value '%s' (expected tempfail or continue)", opt->name,
-			  value);
+		          value);
 		*(long *)result = ON_ERROR_TEMPFAIL;
 	}
 	return 0;
@@ -111,7 +113,7 @@ static int cb_log_level(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *res
 
 	if (level == -1) {
 		cfg_error(cfg, "%s: invalid value '%s' (expected error, warning, info or debug)",
-			  opt->name, value);
+		          opt->name, value);
 		level = LOG_INFO;
 	}
 	*(long *)result = level;
@@ -123,8 +125,10 @@ static int cb_facility(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *resu
 	int facility = log_facility_parse(value);
 
 	if (facility == -1) {
-		cfg_error(cfg, "%s: invalid value '%s' (expected mail, daemon, user or "
-			  "local0 to local7)", opt->name, value);
+		cfg_error(cfg,
+		          "%s: invalid value '%s' (expected mail, daemon, user or "
+		          "local0 to local7)",
+		          opt->name, value);
 		facility = LOG_MAIL;
 	}
 	*(long *)result = facility;
@@ -138,7 +142,7 @@ static int cb_body_limit(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *re
 	*(long *)result = CONFIG_BODY_LIMIT_DEFAULT;
 	if (config_parse_size(value, &size) != 0)
 		cfg_error(cfg, "%s: invalid size '%s' (digits with an optional K, M or G)",
-			  opt->name, value);
+		          opt->name, value);
 	else if (size > CONFIG_BODY_LIMIT_MAX)
 		cfg_error(cfg, "%s: %s is more than the maximum of 64M", opt->name, value);
 	else
@@ -156,7 +160,7 @@ static int cb_stop_timeout(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *
 		cfg_error(cfg, "%s: invalid number of seconds '%s'", opt->name, value);
 	else if (n > CONFIG_STOP_TIMEOUT_MAX)
 		cfg_error(cfg, "%s: %s is out of range (0 to %d seconds)", opt->name, value,
-			  CONFIG_STOP_TIMEOUT_MAX);
+		          CONFIG_STOP_TIMEOUT_MAX);
 	else
 		*(long *)result = (long)n;
 	return 0;
@@ -237,7 +241,7 @@ static int config_fill_paths(struct config *c, cfg_t *cfg)
 		goto out;
 	for (; c->npolicies < n; c->npolicies++) {
 		const char *p = set ? cfg_opt_getnstr(opt, (unsigned)c->npolicies)
-				    : CONFIG_POLICIES_DEFAULT;
+		                    : CONFIG_POLICIES_DEFAULT;
 		if ((c->policies[c->npolicies] = config_resolve(dir, p)) == NULL)
 			goto out;
 	}
@@ -280,19 +284,19 @@ static int parse_checked(cfg_t *cfg, const char *path, struct diag *d)
 struct config *config_load(const char *path, struct diag *d)
 {
 	cfg_opt_t opts[] = {
-		CFG_STR_CB("socket", CONFIG_SOCKET_DEFAULT, CFGF_NONE, cb_socket),
-		CFG_STR("user", NULL, CFGF_NONE),
-		CFG_STR("pidfile", NULL, CFGF_NONE),
-		/* The default is applied after the parse: a list default would make cfg_init()
-		   run libconfuse's global lexer outside the parse lock. */
-		CFG_STR_LIST_CB("policies", NULL, CFGF_NONE, cb_policy),
-		CFG_INT_CB("on_error", ON_ERROR_TEMPFAIL, CFGF_NONE, cb_on_error),
-		CFG_INT_CB("log_level", LOG_INFO, CFGF_NONE, cb_log_level),
-		CFG_INT_CB("syslog_facility", LOG_MAIL, CFGF_NONE, cb_facility),
-		CFG_INT_CB("body_limit", CONFIG_BODY_LIMIT_DEFAULT, CFGF_NONE, cb_body_limit),
-		CFG_BOOL("allow_root", cfg_false, CFGF_NONE),
-		CFG_INT_CB("stop_timeout", CONFIG_STOP_TIMEOUT_DEFAULT, CFGF_NONE, cb_stop_timeout),
-		CFG_END(),
+	        CFG_STR_CB("socket", CONFIG_SOCKET_DEFAULT, CFGF_NONE, cb_socket),
+	        CFG_STR("user", NULL, CFGF_NONE),
+	        CFG_STR("pidfile", NULL, CFGF_NONE),
+	        /* The default is applied after the parse: a list default would make cfg_init()
+	           run libconfuse's global lexer outside the parse lock. */
+	        CFG_STR_LIST_CB("policies", NULL, CFGF_NONE, cb_policy),
+	        CFG_INT_CB("on_error", ON_ERROR_TEMPFAIL, CFGF_NONE, cb_on_error),
+	        CFG_INT_CB("log_level", LOG_INFO, CFGF_NONE, cb_log_level),
+	        CFG_INT_CB("syslog_facility", LOG_MAIL, CFGF_NONE, cb_facility),
+	        CFG_INT_CB("body_limit", CONFIG_BODY_LIMIT_DEFAULT, CFGF_NONE, cb_body_limit),
+	        CFG_BOOL("allow_root", cfg_false, CFGF_NONE),
+	        CFG_INT_CB("stop_timeout", CONFIG_STOP_TIMEOUT_DEFAULT, CFGF_NONE, cb_stop_timeout),
+	        CFG_END(),
 	};
 	struct config *c = NULL;
 	cfg_t *cfg;

@@ -55,10 +55,10 @@ struct conn {
 	unsigned client_port;
 	bool *conn_tags;
 	enum conn_state conn_state;
-	bool connect_pending;       /* a connect rule refused: answer at the next stage */
+	bool connect_pending; /* a connect rule refused: answer at the next stage */
 	const struct rule *pending_rule;
 	struct conn_verdict refusal; /* CONN_REFUSED or connect_pending */
-	struct mods conn_mods;      /* from connect/helo rules: for every message */
+	struct mods conn_mods;       /* from connect/helo rules: for every message */
 
 	enum msg_state msg_state;
 	struct addr from;
@@ -80,8 +80,6 @@ struct conn {
 	const struct rule *rule; /* the rule being evaluated, for ${rule} */
 	pcre2_match_data *match_data;
 };
-
-
 
 static void addr_set(struct addr *a, const char *text)
 {
@@ -314,7 +312,7 @@ static const char *macro_value(struct conn *c, const char *name)
 	if (v == NULL) {
 		if (log_enabled(LOG_DEBUG))
 			log_msg(LOG_DEBUG, "macro %s was not sent by the MTA at stage %s", name,
-				stage_name(c->stage));
+			        stage_name(c->stage));
 		return "";
 	}
 	return v;
@@ -328,9 +326,9 @@ static bool each_addr(struct conn *c, enum field_id id, conn_value_fn fn, void *
 	if (n == 0 || list[0].full == NULL)
 		return fn("", 0, ctx);
 	for (size_t i = 0; i < n; i++) {
-		const char *v = id == FIELD_RCPT	? list[i].full
-				: id == FIELD_RCPT_LOCAL ? list[i].local
-							 : list[i].domain;
+		const char *v = id == FIELD_RCPT         ? list[i].full
+		                : id == FIELD_RCPT_LOCAL ? list[i].local
+		                                         : list[i].domain;
 		if (fn(v, strlen(v), ctx))
 			return true;
 	}
@@ -356,27 +354,36 @@ static const char *scalar(struct conn *c, enum field_id id, const char *arg)
 	const char *from_part[] = {c->from.full, c->from.local, c->from.domain};
 
 	switch (id) {
-	case FIELD_CLIENT_IP: return c->client_ip;
-	case FIELD_CLIENT_NAME: return c->client_name;
-	case FIELD_HELO: return c->helo;
+	case FIELD_CLIENT_IP:
+		return c->client_ip;
+	case FIELD_CLIENT_NAME:
+		return c->client_name;
+	case FIELD_HELO:
+		return c->helo;
 	case FIELD_FROM:
 	case FIELD_FROM_LOCAL:
 	case FIELD_FROM_DOMAIN: {
 		const char *v = from_part[id - FIELD_FROM];
 		return v != NULL ? v : "";
 	}
-	case FIELD_AUTH_USER: return macro_value(c, "{auth_authen}");
-	case FIELD_MACRO: return macro_value(c, arg);
-	case FIELD_QUEUE_ID: return macro_value(c, "i");
-	case FIELD_TLS_VERSION: return macro_value(c, "{tls_version}");
-	case FIELD_BODY: return c->body != NULL ? (const char *)c->body : "";
-	case FIELD_RULE: return c->rule != NULL ? c->rule->name : "";
-	default: return NULL;
+	case FIELD_AUTH_USER:
+		return macro_value(c, "{auth_authen}");
+	case FIELD_MACRO:
+		return macro_value(c, arg);
+	case FIELD_QUEUE_ID:
+		return macro_value(c, "i");
+	case FIELD_TLS_VERSION:
+		return macro_value(c, "{tls_version}");
+	case FIELD_BODY:
+		return c->body != NULL ? (const char *)c->body : "";
+	case FIELD_RULE:
+		return c->rule != NULL ? c->rule->name : "";
+	default:
+		return NULL;
 	}
 }
 
-bool conn_each_value(struct conn *c, enum field_id id, const char *arg, conn_value_fn fn,
-		     void *ctx)
+bool conn_each_value(struct conn *c, enum field_id id, const char *arg, conn_value_fn fn, void *ctx)
 {
 	const char *v;
 	unsigned long long n;
@@ -408,9 +415,15 @@ bool conn_each_value(struct conn *c, enum field_id id, const char *arg, conn_val
 bool conn_number(struct conn *c, enum field_id id, unsigned long long *out)
 {
 	switch (id) {
-	case FIELD_CLIENT_PORT: *out = c->client_port; return true;
-	case FIELD_RCPT_COUNT: *out = c->nrcpts; return true;
-	case FIELD_HEADER_COUNT: *out = c->nheaders; return true;
+	case FIELD_CLIENT_PORT:
+		*out = c->client_port;
+		return true;
+	case FIELD_RCPT_COUNT:
+		*out = c->nrcpts;
+		return true;
+	case FIELD_HEADER_COUNT:
+		*out = c->nheaders;
+		return true;
 	case FIELD_SIZE:
 		if (c->stage < STAGE_BODY) {
 			*out = c->size_param;
@@ -418,7 +431,9 @@ bool conn_number(struct conn *c, enum field_id id, unsigned long long *out)
 		}
 		*out = c->header_bytes + 2 + c->body_total;
 		return true;
-	default: assert(!"not a numeric field"); return false;
+	default:
+		assert(!"not a numeric field");
+		return false;
 	}
 }
 
@@ -483,11 +498,12 @@ size_t conn_expand_value(void *conn, enum field_id id, const char *arg, char *bu
 
 /*
  * One line per decision, Postfix-like:
- *   QUEUEID: reject: RCPT from host[192.0.2.7]: 550 5.7.1 <u@example>: text; rule=r from=<a@b> helo=<x>
- * reply is NULL for decisions without one; text is an optional free text after the address.
+ *   QUEUEID: reject: RCPT from host[192.0.2.7]: 550 5.7.1 <u@example>: text; rule=r from=<a@b>
+ * helo=<x> reply is NULL for decisions without one; text is an optional free text after the
+ * address.
  */
 static void log_event(struct conn *c, const char *what, enum stage s, const struct rule *r,
-		      const struct reply_text *reply, const char *text, const char *note)
+                      const struct reply_text *reply, const char *text, const char *note)
 {
 	const char *qid = c->macro != NULL ? c->macro(c->macro_ctx, "i") : NULL;
 	const char *addr = s == STAGE_RCPT ? c->rcpt.full : s == STAGE_MAIL ? c->from.full : NULL;
@@ -497,7 +513,8 @@ static void log_event(struct conn *c, const char *what, enum stage s, const stru
 	if (reply != NULL) {
 		reply_text_format(reply, line, sizeof(line));
 		/* "550 5.7.1 text" -> head "550 5.7.1 ", text after it */
-		size_t skip = strlen(reply->code) + 1 + (reply->xcode[0] ? strlen(reply->xcode) + 1 : 0);
+		size_t skip =
+		        strlen(reply->code) + 1 + (reply->xcode[0] ? strlen(reply->xcode) + 1 : 0);
 		snprintf(head, sizeof(head), "%.*s", (int)skip, line);
 		text = strlen(line) >= skip ? line + skip : "";
 	}
@@ -506,10 +523,10 @@ static void log_event(struct conn *c, const char *what, enum stage s, const stru
 	if (addr != NULL)
 		snprintf(who, sizeof(who), "<%s>%s", addr, *text ? ": " : "");
 	log_msg(LOG_INFO, "%s: %s: %s from %s[%s]%s%s%s%s; rule=%s from=<%s> helo=<%s>%s",
-		qid != NULL && *qid ? qid : "NOQUEUE", what, stage_log_name(s), c->client_name,
-		c->client_ip, *head || *who || *text ? ": " : "", head, who, text,
-		r != NULL ? r->name : "-", c->from.full != NULL ? c->from.full : "", c->helo,
-		note != NULL ? note : "");
+	        qid != NULL && *qid ? qid : "NOQUEUE", what, stage_log_name(s), c->client_name,
+	        c->client_ip, *head || *who || *text ? ": " : "", head, who, text,
+	        r != NULL ? r->name : "-", c->from.full != NULL ? c->from.full : "", c->helo,
+	        note != NULL ? note : "");
 }
 
 static const char *verdict_word(enum action a)
@@ -523,7 +540,7 @@ static void expand(struct conn *c, const struct reply_template *t, char *buf, si
 {
 	if (reply_template_expand(t, conn_expand_value, c, buf, len))
 		log_msg(LOG_WARNING, "rule %s: expanded text truncated to %zu octets",
-			c->rule != NULL ? c->rule->name : "-", len - 1);
+		        c->rule != NULL ? c->rule->name : "-", len - 1);
 }
 
 /* tag, add_header, log, quarantine: applied when the rule matches, whatever its action. */
@@ -560,7 +577,7 @@ static bool terminal(enum action a)
 
 /* Records what a terminal decision means for later stages, and logs it. */
 static void settle(struct conn *c, enum stage s, const struct rule *r, struct conn_verdict *v,
-		   const char *note)
+                   const char *note)
 {
 	bool refusal = v->action == ACTION_REJECT || v->action == ACTION_TEMPFAIL;
 
@@ -601,7 +618,7 @@ static bool answer_earlier(struct conn *c, enum stage s, struct conn_verdict *v)
 		c->conn_state = CONN_REFUSED;
 		*v = c->refusal;
 		log_event(c, verdict_word(v->action), STAGE_CONNECT, c->pending_rule, &v->reply,
-			  NULL, s == STAGE_HELO ? " (answered at HELO)" : " (answered at MAIL)");
+		          NULL, s == STAGE_HELO ? " (answered at HELO)" : " (answered at MAIL)");
 		return true;
 	}
 	switch (c->conn_state) {
@@ -634,12 +651,12 @@ void conn_error_verdict(struct conn *c, enum stage s, const char *why, struct co
 	memset(v, 0, sizeof(*v));
 	if (c->policy->on_error == ON_ERROR_CONTINUE) {
 		log_msg(LOG_ERR, "error at %s from %s[%s]: %s; on_error=continue: going on",
-			stage_log_name(s), c->client_name, c->client_ip, why);
+		        stage_log_name(s), c->client_name, c->client_ip, why);
 		v->action = ACTION_CONTINUE;
 		return;
 	}
 	log_msg(LOG_ERR, "error at %s from %s[%s]: %s; on_error=tempfail", stage_log_name(s),
-		c->client_name, c->client_ip, why);
+	        c->client_name, c->client_ip, why);
 	v->action = ACTION_TEMPFAIL;
 	snprintf(v->reply.code, sizeof(v->reply.code), "451");
 	snprintf(v->reply.xcode, sizeof(v->reply.xcode), "4.3.0");
@@ -671,7 +688,7 @@ static bool run_rule(struct conn *c, enum stage s, const struct rule *r, struct 
 		if (r->log_text != NULL)
 			expand(c, r->log_text, text, sizeof(text));
 		snprintf(what, sizeof(what), "would %s%s%s", action_name(r->action),
-			 text[0] ? ": " : "", text);
+		         text[0] ? ": " : "", text);
 		log_event(c, "dry-run", s, r, NULL, what, " (not applied)");
 		return false;
 	}
@@ -686,7 +703,7 @@ static bool run_rule(struct conn *c, enum stage s, const struct rule *r, struct 
 		reply_render(r->reply, conn_expand_value, c, &v->reply);
 	if (v->reply.truncated)
 		log_msg(LOG_WARNING, "rule %s: reply text truncated to fit an SMTP reply line",
-			r->name);
+		        r->name);
 	settle(c, s, r, v, NULL);
 	return true;
 }
@@ -726,8 +743,9 @@ size_t conn_add_header_count(const struct conn *c)
 
 void conn_add_header_get(const struct conn *c, size_t i, const char **name, const char **value)
 {
-	const struct added_header *h = i < c->conn_mods.n ? &c->conn_mods.headers[i]
-							  : &c->msg_mods.headers[i - c->conn_mods.n];
+	const struct added_header *h = i < c->conn_mods.n
+	                                       ? &c->conn_mods.headers[i]
+	                                       : &c->msg_mods.headers[i - c->conn_mods.n];
 
 	assert(i < conn_add_header_count(c));
 	*name = h->name;

@@ -92,16 +92,17 @@ static void report_restart_settings(const struct config *now)
 	const struct {
 		const char *name, *was, *is;
 	} s[] = {
-		{"socket", running->socket, now->socket},
-		{"user", running->user, now->user},
-		{"pidfile", running->pidfile, now->pidfile},
+	        {"socket", running->socket, now->socket},
+	        {"user", running->user, now->user},
+	        {"pidfile", running->pidfile, now->pidfile},
 	};
 
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
 		const char *a = s[i].was ? s[i].was : "", *b = s[i].is ? s[i].is : "";
 		if (strcmp(a, b) != 0)
-			log_msg(LOG_WARNING, "reload: %s changed from '%s' to '%s'; restart to apply",
-				s[i].name, a, b);
+			log_msg(LOG_WARNING,
+			        "reload: %s changed from '%s' to '%s'; restart to apply", s[i].name,
+			        a, b);
 	}
 }
 
@@ -116,7 +117,7 @@ int control_reload(const char *path, const struct config *started)
 	if (p == NULL) {
 		log_errors(d);
 		log_msg(LOG_ERR, "reload failed, keeping previous policy: %zu error%s",
-			diag_count(d), diag_count(d) == 1 ? "" : "s");
+		        diag_count(d), diag_count(d) == 1 ? "" : "s");
 		config_free(cfg);
 		diag_free(d);
 		return -1;
@@ -166,13 +167,13 @@ static void graceful_stop(int sig)
 	unsigned limit = running->stop_timeout * 10;
 
 	log_msg(LOG_INFO, "%s: stopping after %u transaction%s in flight (at most %us)",
-		strsignal(sig), milter_transactions(), milter_transactions() == 1 ? "" : "s",
-		running->stop_timeout);
+	        strsignal(sig), milter_transactions(), milter_transactions() == 1 ? "" : "s",
+	        running->stop_timeout);
 	for (unsigned i = 0; i < limit && milter_transactions() > 0; i++)
 		nanosleep(&(struct timespec){0, 100000000}, NULL);
 	if (milter_transactions() > 0)
 		log_msg(LOG_WARNING, "stopping with %u transaction%s still in flight",
-			milter_transactions(), milter_transactions() == 1 ? "" : "s");
+		        milter_transactions(), milter_transactions() == 1 ? "" : "s");
 	stop_listener();
 }
 

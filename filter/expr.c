@@ -64,7 +64,7 @@ struct parser {
 static struct expr *parse_or(struct parser *ps);
 
 static void fail(struct parser *ps, const char *at, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 static void fail(struct parser *ps, const char *at, const char *fmt, ...)
 {
@@ -226,9 +226,9 @@ static enum stage macro_stage(const char *name)
 		const char *prefix;
 		enum stage stage;
 	} known[] = {
-		{"{auth_", STAGE_MAIL},   {"{mail_", STAGE_MAIL}, {"{rcpt_", STAGE_RCPT},
-		{"{tls_", STAGE_HELO},    {"{cipher", STAGE_HELO}, {"{cert_", STAGE_HELO},
-		{"{verify}", STAGE_HELO},
+	        {"{auth_", STAGE_MAIL},   {"{mail_", STAGE_MAIL},  {"{rcpt_", STAGE_RCPT},
+	        {"{tls_", STAGE_HELO},    {"{cipher", STAGE_HELO}, {"{cert_", STAGE_HELO},
+	        {"{verify}", STAGE_HELO},
 	};
 
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -259,7 +259,8 @@ static const struct field_info *parse_field(struct parser *ps, char **argp)
 	}
 	if (fi->takes_arg) {
 		if (!accept_char(ps, '(')) {
-			fail(ps, ps->p, "%s needs an argument, as in %s(\"name\")", fi->name, fi->name);
+			fail(ps, ps->p, "%s needs an argument, as in %s(\"name\")", fi->name,
+			     fi->name);
 			return NULL;
 		}
 		*argp = parse_string(ps, NULL);
@@ -384,10 +385,18 @@ static bool parse_regex(struct parser *ps, struct expr *e)
 	}
 	for (; is_ident_char(*ps->p); ps->p++) {
 		switch (*ps->p) {
-		case 'i': options |= PCRE2_CASELESS; break;
-		case 'm': options |= PCRE2_MULTILINE; break;
-		case 's': options |= PCRE2_DOTALL; break;
-		case 'x': options |= PCRE2_EXTENDED; break;
+		case 'i':
+			options |= PCRE2_CASELESS;
+			break;
+		case 'm':
+			options |= PCRE2_MULTILINE;
+			break;
+		case 's':
+			options |= PCRE2_DOTALL;
+			break;
+		case 'x':
+			options |= PCRE2_EXTENDED;
+			break;
 		default:
 			free(pat);
 			fail(ps, ps->p, "unknown regex flag '%c' (use i, m, s or x)", *ps->p);
@@ -395,7 +404,7 @@ static bool parse_regex(struct parser *ps, struct expr *e)
 		}
 	}
 	e->re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, options, &errcode, &erroff,
-			      NULL);
+	                      NULL);
 	free(pat);
 	if (e->re == NULL) {
 		PCRE2_UCHAR msg[256];
@@ -422,9 +431,9 @@ static bool parse_op(struct parser *ps, enum cmp_op *op, bool *negate)
 		enum cmp_op op;
 		bool negate;
 	} ops[] = {
-		{"==", OP_EQ, false}, {"!=", OP_EQ, true},  {"=~", OP_MATCH, false},
-		{"!~", OP_MATCH, true}, {"<=", OP_LE, false}, {">=", OP_GE, false},
-		{"<", OP_LT, false},   {">", OP_GT, false},
+	        {"==", OP_EQ, false},   {"!=", OP_EQ, true},  {"=~", OP_MATCH, false},
+	        {"!~", OP_MATCH, true}, {"<=", OP_LE, false}, {">=", OP_GE, false},
+	        {"<", OP_LT, false},    {">", OP_GT, false},
 	};
 
 	skip_space(ps);
@@ -450,7 +459,7 @@ static bool parse_op(struct parser *ps, enum cmp_op *op, bool *negate)
 }
 
 static bool parse_operand(struct parser *ps, struct expr *e, const struct field_info *fi,
-			  const char *opat)
+                          const char *opat)
 {
 	bool numeric = fi->type == FIELD_T_NUMBER;
 
@@ -460,7 +469,8 @@ static bool parse_operand(struct parser *ps, struct expr *e, const struct field_
 	case OP_GT:
 	case OP_GE:
 		if (!numeric) {
-			fail(ps, opat, "%s is not a number: <, <=, >, >= compare numbers", fi->name);
+			fail(ps, opat, "%s is not a number: <, <=, >, >= compare numbers",
+			     fi->name);
 			return false;
 		}
 		return parse_number(ps, &e->num);
@@ -509,8 +519,11 @@ static struct expr *parse_compare(struct parser *ps)
 	skip_space(ps);
 	opat = ps->p;
 	if (!parse_op(ps, &e->op, &negate)) {
-		fail(ps, opat, *opat ? "expected an operator after %s" : "expected an operator after %s "
-		     "(the condition ends here)", fi->name);
+		fail(ps, opat,
+		     *opat ? "expected an operator after %s"
+		           : "expected an operator after %s "
+		             "(the condition ends here)",
+		     fi->name);
 		expr_free(e);
 		return NULL;
 	}
@@ -610,7 +623,7 @@ static struct expr *parse_unary(struct parser *ps)
 }
 
 static struct expr *parse_binary(struct parser *ps, const char *word, enum node_kind kind,
-				 struct expr *(*operand)(struct parser *))
+                                 struct expr *(*operand)(struct parser *))
 {
 	struct expr *left = operand(ps);
 
@@ -624,7 +637,8 @@ static struct expr *parse_binary(struct parser *ps, const char *word, enum node_
 		e->left = left;
 		e->right = right;
 		e->stage = left->stage > right->stage ? left->stage : right->stage;
-		e->min_stage = left->min_stage > right->min_stage ? left->min_stage : right->min_stage;
+		e->min_stage =
+		        left->min_stage > right->min_stage ? left->min_stage : right->min_stage;
 		left = e;
 	}
 	return left;
@@ -640,8 +654,8 @@ static struct expr *parse_or(struct parser *ps)
 	return parse_binary(ps, "or", NODE_OR, parse_and);
 }
 
-struct expr *expr_compile(const char *src, const struct expr_env *env, struct diag *d,
-			  char *err, size_t errlen)
+struct expr *expr_compile(const char *src, const struct expr_env *env, struct diag *d, char *err,
+                          size_t errlen)
 {
 	struct parser ps = {src, src, env, d, err, errlen, false};
 	struct expr *e;
@@ -696,7 +710,7 @@ struct match_ctx {
 static bool match_regex(struct match_ctx *m, const char *value, size_t len)
 {
 	int rc = pcre2_match(m->e->re, (PCRE2_SPTR)value, len, 0, 0, conn_match_data(m->conn),
-			     m->e->mctx);
+	                     m->e->mctx);
 
 	if (rc >= 0)
 		return true;
@@ -720,7 +734,7 @@ static bool match_value(const char *value, size_t len, void *arg)
 		if (len != e->len)
 			return false;
 		return m->caseless ? strncasecmp(value, e->str, len) == 0
-				   : memcmp(value, e->str, len) == 0;
+		                   : memcmp(value, e->str, len) == 0;
 	case OP_CONTAINS:
 		return memmem(value, len, e->str, e->len) != NULL;
 	case OP_MATCH:
@@ -754,12 +768,24 @@ static enum expr_result eval_number(const struct expr *e, struct conn *c)
 	if (!conn_number(c, e->field, &v))
 		return EXPR_FALSE;
 	switch (e->op) {
-	case OP_EQ: r = v == e->num; break;
-	case OP_LT: r = v < e->num; break;
-	case OP_LE: r = v <= e->num; break;
-	case OP_GT: r = v > e->num; break;
-	case OP_GE: r = v >= e->num; break;
-	default: assert(!"not a numeric operator"); r = false;
+	case OP_EQ:
+		r = v == e->num;
+		break;
+	case OP_LT:
+		r = v < e->num;
+		break;
+	case OP_LE:
+		r = v <= e->num;
+		break;
+	case OP_GT:
+		r = v > e->num;
+		break;
+	case OP_GE:
+		r = v >= e->num;
+		break;
+	default:
+		assert(!"not a numeric operator");
+		r = false;
 	}
 	return r ? EXPR_TRUE : EXPR_FALSE;
 }

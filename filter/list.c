@@ -63,9 +63,6 @@
 
 /* ---- memory ---- */
 
-
-
-
 /* A hash table of size bytes, every byte set to fill.  Big tables get transparent huge pages:
    each lookup in a big list is a random access, and TLB misses would double its cost. */
 static void *list_table_alloc(size_t size, int fill)

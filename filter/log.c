@@ -31,17 +31,17 @@ struct log_name {
 };
 
 static const struct log_name log_levels[] = {
-	{"error", LOG_ERR},
-	{"warning", LOG_WARNING},
-	{"info", LOG_INFO},
-	{"debug", LOG_DEBUG},
+        {"error", LOG_ERR},
+        {"warning", LOG_WARNING},
+        {"info", LOG_INFO},
+        {"debug", LOG_DEBUG},
 };
 
 static const struct log_name log_facilities[] = {
-	{"mail", LOG_MAIL},     {"daemon", LOG_DAEMON}, {"user", LOG_USER},
-	{"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1}, {"local2", LOG_LOCAL2},
-	{"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5},
-	{"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
+        {"mail", LOG_MAIL},     {"daemon", LOG_DAEMON}, {"user", LOG_USER},
+        {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1}, {"local2", LOG_LOCAL2},
+        {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5},
+        {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
 };
 
 void log_open(const char *ident, int facility, int level, bool to_stderr)
@@ -122,6 +122,5 @@ int log_level_parse(const char *name)
 
 int log_facility_parse(const char *name)
 {
-	return log_lookup(log_facilities, sizeof(log_facilities) / sizeof(log_facilities[0]),
-			  name);
+	return log_lookup(log_facilities, sizeof(log_facilities) / sizeof(log_facilities[0]), name);
 }

@@ -43,18 +43,19 @@ struct options {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: milter-policy [-c CONFIG] [-p SOCKET] [-u USER] [-P PIDFILE] [-f] [-d LEVEL]"
-		" [-n] [-V] [-h]\n"
-		"  -c CONFIG   main configuration (default %s/milter-policy/milter-policy.conf)\n"
-		"  -p SOCKET   listen on SOCKET: inet:PORT@HOST, inet6:PORT@HOST, unix:/path\n"
-		"  -u USER     run as USER (and its group) once the socket is open\n"
-		"  -P PIDFILE  write the process id to PIDFILE\n"
-		"  -f          stay in the foreground, log to stderr as well as syslog\n"
-		"  -d LEVEL    log level: error, warning, info or debug\n"
-		"  -n          check the configuration and every rule file, then exit\n"
-		"  -V          print the version and exit\n"
-		"  -h          this help\n",
-		SYSCONFDIR);
+	        "usage: milter-policy [-c CONFIG] [-p SOCKET] [-u USER] [-P PIDFILE] [-f] [-d "
+	        "LEVEL]"
+	        " [-n] [-V] [-h]\n"
+	        "  -c CONFIG   main configuration (default %s/milter-policy/milter-policy.conf)\n"
+	        "  -p SOCKET   listen on SOCKET: inet:PORT@HOST, inet6:PORT@HOST, unix:/path\n"
+	        "  -u USER     run as USER (and its group) once the socket is open\n"
+	        "  -P PIDFILE  write the process id to PIDFILE\n"
+	        "  -f          stay in the foreground, log to stderr as well as syslog\n"
+	        "  -d LEVEL    log level: error, warning, info or debug\n"
+	        "  -n          check the configuration and every rule file, then exit\n"
+	        "  -V          print the version and exit\n"
+	        "  -h          this help\n",
+	        SYSCONFDIR);
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -64,16 +65,36 @@ static int parse_options(int argc, char **argv, struct options *o)
 	o->config = SYSCONFDIR "/milter-policy/milter-policy.conf";
 	while ((ch = getopt(argc, argv, "c:p:u:P:fd:nVh")) != -1) {
 		switch (ch) {
-		case 'c': o->config = optarg; break;
-		case 'p': o->socket = optarg; break;
-		case 'u': o->user = optarg; break;
-		case 'P': o->pidfile = optarg; break;
-		case 'f': o->foreground = true; break;
-		case 'd': o->level = optarg; break;
-		case 'n': o->check = true; break;
-		case 'V': printf("milter-policy %s\n", PACKAGE_VERSION); exit(EXIT_OK);
-		case 'h': usage(stdout); exit(EXIT_OK);
-		default: usage(stderr); return -1;
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'p':
+			o->socket = optarg;
+			break;
+		case 'u':
+			o->user = optarg;
+			break;
+		case 'P':
+			o->pidfile = optarg;
+			break;
+		case 'f':
+			o->foreground = true;
+			break;
+		case 'd':
+			o->level = optarg;
+			break;
+		case 'n':
+			o->check = true;
+			break;
+		case 'V':
+			printf("milter-policy %s\n", PACKAGE_VERSION);
+			exit(EXIT_OK);
+		case 'h':
+			usage(stdout);
+			exit(EXIT_OK);
+		default:
+			usage(stderr);
+			return -1;
 		}
 	}
 	if (optind != argc) {
@@ -82,8 +103,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 		return -1;
 	}
 	if (o->level != NULL && log_level_parse(o->level) < 0) {
-		fprintf(stderr, "milter-policy: -d: unknown level '%s' (use error, warning, info or "
-			"debug)\n", o->level);
+		fprintf(stderr,
+		        "milter-policy: -d: unknown level '%s' (use error, warning, info or "
+		        "debug)\n",
+		        o->level);
 		return -1;
 	}
 	return 0;
@@ -115,8 +138,8 @@ static int check_only(const struct config *cfg)
 
 	if (p == NULL) {
 		print_errors(d);
-		fprintf(stderr, "milter-policy: %zu error%s: configuration not valid\n", diag_count(d),
-			diag_count(d) == 1 ? "" : "s");
+		fprintf(stderr, "milter-policy: %zu error%s: configuration not valid\n",
+		        diag_count(d), diag_count(d) == 1 ? "" : "s");
 		diag_free(d);
 		return EXIT_CONFIG;
 	}
@@ -242,8 +265,10 @@ static int serve(struct config *cfg, const struct options *o, const char *config
 	int rc;
 
 	if (geteuid() == 0 && user == NULL && !cfg->allow_root) {
-		log_msg(LOG_ERR, "refusing to run as root: give -u USER, user = \"...\" in %s, or "
-			"allow_root = true", config_path);
+		log_msg(LOG_ERR,
+		        "refusing to run as root: give -u USER, user = \"...\" in %s, or "
+		        "allow_root = true",
+		        config_path);
 		return EXIT_CONFIG;
 	}
 	if (prepare_socket(sock) != 0 || smfi_setconn((char *)sock) != MI_SUCCESS ||
@@ -266,7 +291,7 @@ static int serve(struct config *cfg, const struct options *o, const char *config
 	log_msg(LOG_INFO, "milter-policy %s listening on %s", PACKAGE_VERSION, sock);
 	rc = smfi_main() == MI_SUCCESS ? EXIT_OK : EXIT_RUNTIME;
 	log_msg(LOG_INFO, "stopped (%u connection%s still open)", milter_connections(),
-		milter_connections() == 1 ? "" : "s");
+	        milter_connections() == 1 ? "" : "s");
 	if (pidfile != NULL)
 		unlink(pidfile);
 	return rc;
@@ -292,7 +317,7 @@ int main(int argc, char **argv)
 		char cwd[PATH_MAX];
 		if (getcwd(cwd, sizeof(cwd)) != NULL &&
 		    snprintf(pidfile_path, sizeof(pidfile_path), "%s/%s", cwd, o.pidfile) <
-			    (int)sizeof(pidfile_path))
+		            (int)sizeof(pidfile_path))
 			o.pidfile = pidfile_path;
 	}
 	d = diag_new();
@@ -309,14 +334,14 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	log_open("milter-policy", cfg->syslog_facility,
-		 o.level ? log_level_parse(o.level) : cfg->log_level,
-		 o.foreground && !stderr_is_journal());
+	         o.level ? log_level_parse(o.level) : cfg->log_level,
+	         o.foreground && !stderr_is_journal());
 	p = policy_load(cfg, d);
 	if (p == NULL) {
 		for (size_t i = 0; i < diag_count(d); i++)
 			log_msg(LOG_ERR, "%s", diag_line(d, i));
 		log_msg(LOG_ERR, "not started: %zu configuration error%s", diag_count(d),
-			diag_count(d) == 1 ? "" : "s");
+		        diag_count(d) == 1 ? "" : "s");
 		if (!o.foreground)
 			print_errors(d);
 		config_free(cfg);

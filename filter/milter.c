@@ -105,16 +105,18 @@ static void set_reply(SMFICTX *ctx, const struct reply_text *r)
 	}
 	if (r->nlines <= 1)
 		rc = smfi_setreply(ctx, (char *)r->code, r->xcode[0] ? (char *)r->xcode : NULL,
-				   r->nlines ? l[0] : NULL);
+		                   r->nlines ? l[0] : NULL);
 	else
 		rc = smfi_setmlreply(ctx, r->code, r->xcode[0] ? r->xcode : NULL, l[0], l[1], l[2],
-				     l[3], l[4], l[5], l[6], l[7], l[8], l[9], l[10], l[11], l[12],
-				     l[13], l[14], l[15], l[16], l[17], l[18], l[19], l[20], l[21],
-				     l[22], l[23], l[24], l[25], l[26], l[27], l[28], l[29], l[30],
-				     l[31], (char *)NULL);
+		                     l[3], l[4], l[5], l[6], l[7], l[8], l[9], l[10], l[11], l[12],
+		                     l[13], l[14], l[15], l[16], l[17], l[18], l[19], l[20], l[21],
+		                     l[22], l[23], l[24], l[25], l[26], l[27], l[28], l[29], l[30],
+		                     l[31], (char *)NULL);
 	if (rc != MI_SUCCESS)
-		log_msg(LOG_ERR, "libmilter refused the reply %s %s %s: the MTA answers with its own "
-			"text", r->code, r->xcode, r->lines[0]);
+		log_msg(LOG_ERR,
+		        "libmilter refused the reply %s %s %s: the MTA answers with its own "
+		        "text",
+		        r->code, r->xcode, r->lines[0]);
 }
 
 static sfsistat answer(SMFICTX *ctx, struct conn *c, enum stage s, const struct conn_verdict *v)
@@ -164,25 +166,25 @@ static sfsistat run(SMFICTX *ctx, struct session *ss, enum stage s)
 }
 
 static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
-			     unsigned long f3, unsigned long *pf0, unsigned long *pf1,
-			     unsigned long *pf2, unsigned long *pf3)
+                             unsigned long f3, unsigned long *pf0, unsigned long *pf1,
+                             unsigned long *pf2, unsigned long *pf3)
 {
 	/* libmilter's stage numbers for smfi_setsymlist, and our stage for each */
 	static const struct {
 		int where;
 		enum stage stage;
 	} symlists[] = {
-		{SMFIM_CONNECT, STAGE_CONNECT}, {SMFIM_HELO, STAGE_HELO}, {SMFIM_ENVFROM, STAGE_MAIL},
-		{SMFIM_ENVRCPT, STAGE_RCPT},    {SMFIM_DATA, STAGE_HEADER}, {SMFIM_EOH, STAGE_HEADER},
-		{SMFIM_EOM, STAGE_EOM},
+	        {SMFIM_CONNECT, STAGE_CONNECT}, {SMFIM_HELO, STAGE_HELO},
+	        {SMFIM_ENVFROM, STAGE_MAIL},    {SMFIM_ENVRCPT, STAGE_RCPT},
+	        {SMFIM_DATA, STAGE_HEADER},     {SMFIM_EOH, STAGE_HEADER},
+	        {SMFIM_EOM, STAGE_EOM},
 	};
 	struct session *ss = smfi_getpriv(ctx) ? session_of(ctx) : session_start(ctx);
 	const struct policy *p;
 
 	(void)f2;
 	(void)f3;
-	if (ss == NULL)
-	{
+	if (ss == NULL) {
 		/* Without state this connection cannot be filtered: the MTA's
 		   milter_default_action applies. */
 		log_msg(LOG_ERR, "negotiate: no connection state (out of memory?)");
@@ -196,10 +198,10 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 	*pf3 = 0;
 	if (f0 & SMFIF_SETSYMLIST)
 		for (size_t i = 0; i < sizeof(symlists) / sizeof(symlists[0]); i++)
-			if (smfi_setsymlist(ctx, symlists[i].where,
-					    p->macros[symlists[i].stage]) != MI_SUCCESS)
+			if (smfi_setsymlist(ctx, symlists[i].where, p->macros[symlists[i].stage]) !=
+			    MI_SUCCESS)
 				log_msg(LOG_WARNING, "could not ask the MTA for macros '%s'",
-					p->macros[symlists[i].stage]);
+				        p->macros[symlists[i].stage]);
 	return SMFIS_CONTINUE;
 }
 
@@ -359,20 +361,20 @@ static sfsistat cb_close(SMFICTX *ctx)
 int milter_register(void)
 {
 	struct smfiDesc desc = {
-		.xxfi_name = "milter-policy",
-		.xxfi_version = SMFI_VERSION,
-		.xxfi_flags = SMFIF_ADDHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST,
-		.xxfi_connect = cb_connect,
-		.xxfi_helo = cb_helo,
-		.xxfi_envfrom = cb_envfrom,
-		.xxfi_envrcpt = cb_envrcpt,
-		.xxfi_header = cb_header,
-		.xxfi_eoh = cb_eoh,
-		.xxfi_body = cb_body,
-		.xxfi_eom = cb_eom,
-		.xxfi_abort = cb_abort,
-		.xxfi_close = cb_close,
-		.xxfi_negotiate = cb_negotiate,
+	        .xxfi_name = "milter-policy",
+	        .xxfi_version = SMFI_VERSION,
+	        .xxfi_flags = SMFIF_ADDHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST,
+	        .xxfi_connect = cb_connect,
+	        .xxfi_helo = cb_helo,
+	        .xxfi_envfrom = cb_envfrom,
+	        .xxfi_envrcpt = cb_envrcpt,
+	        .xxfi_header = cb_header,
+	        .xxfi_eoh = cb_eoh,
+	        .xxfi_body = cb_body,
+	        .xxfi_eom = cb_eom,
+	        .xxfi_abort = cb_abort,
+	        .xxfi_close = cb_close,
+	        .xxfi_negotiate = cb_negotiate,
 	};
 
 	return smfi_register(desc) == MI_SUCCESS ? 0 : -1;

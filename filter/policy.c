@@ -17,18 +17,18 @@
 
 /* The macros asked of the MTA at every stage, whatever the rules use. */
 static const char *const base_macros[STAGE_COUNT] = {
-	[STAGE_CONNECT] = "j {daemon_name} {if_addr} {client_addr} {client_name} {client_port}",
-	[STAGE_HELO] = "{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}",
-	[STAGE_MAIL] = "i {auth_type} {auth_authen} {auth_author} {mail_addr}",
-	[STAGE_RCPT] = "i {rcpt_addr} {rcpt_host} {rcpt_mailer}",
-	[STAGE_HEADER] = "i",
-	[STAGE_BODY] = "i",
-	[STAGE_EOM] = "i",
+        [STAGE_CONNECT] = "j {daemon_name} {if_addr} {client_addr} {client_name} {client_port}",
+        [STAGE_HELO] = "{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}",
+        [STAGE_MAIL] = "i {auth_type} {auth_authen} {auth_author} {mail_addr}",
+        [STAGE_RCPT] = "i {rcpt_addr} {rcpt_host} {rcpt_mailer}",
+        [STAGE_HEADER] = "i",
+        [STAGE_BODY] = "i",
+        [STAGE_EOM] = "i",
 };
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct policy *current;          /* guarded by current_lock */
-static unsigned long last_generation;   /* guarded by current_lock */
+static struct policy *current;        /* guarded by current_lock */
+static unsigned long last_generation; /* guarded by current_lock */
 
 /* Expands each pattern (sorted), in the order given; a pattern that matches nothing is an
    error, since a typo there would silently drop rules. */
@@ -42,7 +42,8 @@ static char **expand_policies(const struct config *cfg, size_t *np, struct diag 
 		int rc = glob(cfg->policies[i], GLOB_ERR, NULL, &g);
 
 		if (rc == GLOB_NOMATCH || (rc == 0 && g.gl_pathc == 0)) {
-			diag_add(d, cfg->path, 0, "policies: '%s' matches no file", cfg->policies[i]);
+			diag_add(d, cfg->path, 0, "policies: '%s' matches no file",
+			         cfg->policies[i]);
 		} else if (rc != 0) {
 			diag_add(d, cfg->path, 0, "policies: cannot read '%s'", cfg->policies[i]);
 		} else {
@@ -70,7 +71,8 @@ static void add_macro(const char *name, void *ctx)
 
 	/* A name already asked for at this stage is not asked twice. */
 	for (const char *p = *s; (p = strstr(p, name)) != NULL; p++)
-		if ((p == *s || p[-1] == ' ') && (p[strlen(name)] == ' ' || p[strlen(name)] == '\0'))
+		if ((p == *s || p[-1] == ' ') &&
+		    (p[strlen(name)] == ' ' || p[strlen(name)] == '\0'))
 			return;
 	*s = mem_realloc(*s, len + strlen(name) + 2);
 	sprintf(*s + len, " %s", name);
@@ -129,8 +131,8 @@ void policy_unref(struct policy *p)
 void policy_summary(const struct policy *p, char *buf, size_t len)
 {
 	snprintf(buf, len, "%zu file%s, %zu rule%s, %zu list%s (%zu entr%s)", p->nfiles,
-		 p->nfiles == 1 ? "" : "s", p->nrules, p->nrules == 1 ? "" : "s", p->nlists,
-		 p->nlists == 1 ? "" : "s", p->list_entries, p->list_entries == 1 ? "y" : "ies");
+	         p->nfiles == 1 ? "" : "s", p->nrules, p->nrules == 1 ? "" : "s", p->nlists,
+	         p->nlists == 1 ? "" : "s", p->list_entries, p->list_entries == 1 ? "y" : "ies");
 }
 
 struct policy *policy_current(void)

@@ -72,8 +72,8 @@ static int record_line(cfg_t *sec, cfg_opt_t *opt)
 	if (first != 0) {
 		if (!(opt->flags & CFGF_LIST))
 			diag_add(cfgfile_diag(), cfgfile_path(), sec->line,
-				 "%s '%s': option '%s' is set twice (first at line %d)", sec->name,
-				 cfg_title(sec), opt->name, first);
+			         "%s '%s': option '%s' is set twice (first at line %d)", sec->name,
+			         cfg_title(sec), opt->name, first);
 		return 0;
 	}
 	mem_grow((void **)&optlines, noptlines, &optlines_cap, sizeof(*optlines));
@@ -82,30 +82,30 @@ static int record_line(cfg_t *sec, cfg_opt_t *opt)
 }
 
 static cfg_opt_t list_opts[] = {
-	CFG_STR_LIST("items", NULL, CFGF_NODEFAULT),
-	CFG_STR_LIST("file", NULL, CFGF_NODEFAULT),
-	CFG_END(),
+        CFG_STR_LIST("items", NULL, CFGF_NODEFAULT),
+        CFG_STR_LIST("file", NULL, CFGF_NODEFAULT),
+        CFG_END(),
 };
 
 static cfg_opt_t rule_opts[] = {
-	CFG_STR("when", NULL, CFGF_NODEFAULT),
-	CFG_STR("stage", NULL, CFGF_NODEFAULT),
-	CFG_STR("action", "continue", CFGF_NONE),
-	CFG_STR("code", NULL, CFGF_NODEFAULT),
-	CFG_STR("xcode", NULL, CFGF_NODEFAULT),
-	CFG_STR_LIST("message", NULL, CFGF_NODEFAULT),
-	CFG_STR_LIST("add_header", NULL, CFGF_NODEFAULT),
-	CFG_STR("tag", NULL, CFGF_NODEFAULT),
-	CFG_STR("log", NULL, CFGF_NODEFAULT),
-	CFG_BOOL("dry_run", cfg_false, CFGF_NONE),
-	CFG_STR("quarantine", NULL, CFGF_NODEFAULT),
-	CFG_END(),
+        CFG_STR("when", NULL, CFGF_NODEFAULT),
+        CFG_STR("stage", NULL, CFGF_NODEFAULT),
+        CFG_STR("action", "continue", CFGF_NONE),
+        CFG_STR("code", NULL, CFGF_NODEFAULT),
+        CFG_STR("xcode", NULL, CFGF_NODEFAULT),
+        CFG_STR_LIST("message", NULL, CFGF_NODEFAULT),
+        CFG_STR_LIST("add_header", NULL, CFGF_NODEFAULT),
+        CFG_STR("tag", NULL, CFGF_NODEFAULT),
+        CFG_STR("log", NULL, CFGF_NODEFAULT),
+        CFG_BOOL("dry_run", cfg_false, CFGF_NONE),
+        CFG_STR("quarantine", NULL, CFGF_NODEFAULT),
+        CFG_END(),
 };
 
 static cfg_opt_t file_opts[] = {
-	CFG_SEC("list", list_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
-	CFG_SEC("rule", rule_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
-	CFG_END(),
+        CFG_SEC("list", list_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+        CFG_SEC("rule", rule_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+        CFG_END(),
 };
 
 static void set_validators(cfg_t *cfg, const char *sec, cfg_opt_t *opts)
@@ -117,9 +117,6 @@ static void set_validators(cfg_t *cfg, const char *sec, cfg_opt_t *opts)
 		cfg_set_validate_func(cfg, name, record_line);
 	}
 }
-
-
-
 
 /* A path written in a rule file, relative to that file's directory. */
 static char *resolve_path(const char *rulefile, const char *path)
@@ -166,7 +163,7 @@ static void load_list(struct build *b, struct rulefile *f, cfg_t *sec)
 	if (find_list_named(b->p, name) != NULL) {
 		const struct rulefile *first = first_list_file(b, name);
 		diag_add(b->d, f->path, line, "list '%s' is already defined at %s:%d", name,
-			 first->path, cfgfile_section_line(first->text, "list", name));
+		         first->path, cfgfile_section_line(first->text, "list", name));
 		return;
 	}
 	l = list_new(name, f->path, line);
@@ -226,7 +223,7 @@ struct rulectx {
 };
 
 static void rule_error(struct rulectx *rc, const char *opt, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 static void rule_error(struct rulectx *rc, const char *opt, const char *fmt, ...)
 {
@@ -242,7 +239,7 @@ static void rule_error(struct rulectx *rc, const char *opt, const char *fmt, ...
 }
 
 static struct reply_template *compile_template(struct rulectx *rc, const char *opt,
-					       const char *text, enum stage *latest)
+                                               const char *text, enum stage *latest)
 {
 	char err[512];
 	struct reply_template *t = reply_template_new(text, err, sizeof(err));
@@ -274,15 +271,17 @@ static void compile_add_headers(struct rulectx *rc, enum stage *latest)
 			if (h[k] <= ' ' || h[k] > '~')
 				namelen = 0;
 		if (namelen == 0) {
-			rule_error(rc, "add_header", "add_header '%s': expected \"Name: value\" with a "
-				   "header name of printable characters and no spaces", h);
+			rule_error(rc, "add_header",
+			           "add_header '%s': expected \"Name: value\" with a "
+			           "header name of printable characters and no spaces",
+			           h);
 			continue;
 		}
 		while (*value == ' ')
 			value++;
 		r->add_header_names[r->nadd_headers] = mem_strndup(h, namelen);
 		r->add_header_values[r->nadd_headers] =
-			compile_template(rc, "add_header", value, latest);
+		        compile_template(rc, "add_header", value, latest);
 		if (r->add_header_values[r->nadd_headers] == NULL) {
 			free(r->add_header_names[r->nadd_headers]);
 			continue;
@@ -312,7 +311,7 @@ static void compile_reply(struct rulectx *rc, enum stage *latest)
 	for (unsigned i = 0; i < n; i++)
 		lines[i] = cfg_getnstr(rc->sec, "message", i);
 	r->reply = reply_new(r->action, cfg_getstr(rc->sec, "code"), cfg_getstr(rc->sec, "xcode"),
-			     lines, n, err, sizeof(err));
+	                     lines, n, err, sizeof(err));
 	free(lines);
 	if (r->reply == NULL) {
 		const char *opt = reply_error_option(err);
@@ -339,8 +338,8 @@ static void compile_modifiers(struct rulectx *rc, enum stage *latest)
 	if (s != NULL && r->action != ACTION_QUARANTINE)
 		rule_error(rc, "quarantine", "quarantine = \"reason\" needs action = quarantine");
 	if (r->action == ACTION_QUARANTINE)
-		r->quarantine = compile_template(rc, "quarantine", s ? s : "held by rule ${rule}",
-						 latest);
+		r->quarantine =
+		        compile_template(rc, "quarantine", s ? s : "held by rule ${rule}", latest);
 	r->dry_run = cfg_getbool(rc->sec, "dry_run");
 }
 
@@ -349,16 +348,20 @@ static bool compile_action(struct rulectx *rc)
 	const char *a = cfg_getstr(rc->sec, "action");
 
 	if (action_parse(a, &rc->r->action) != 0) {
-		rule_error(rc, "action", "unknown action '%s' (use continue, accept, reject, "
-			   "tempfail, discard or quarantine)", a);
+		rule_error(rc, "action",
+		           "unknown action '%s' (use continue, accept, reject, "
+		           "tempfail, discard or quarantine)",
+		           a);
 		return false;
 	}
 	if (rc->r->action != ACTION_REJECT && rc->r->action != ACTION_TEMPFAIL) {
 		static const char *reply_opts[] = {"code", "xcode", "message"};
 		for (size_t i = 0; i < 3; i++)
 			if (cfg_size(rc->sec, reply_opts[i]) > 0)
-				rule_error(rc, reply_opts[i], "%s is only for action reject or "
-					   "tempfail, not %s", reply_opts[i], a);
+				rule_error(rc, reply_opts[i],
+				           "%s is only for action reject or "
+				           "tempfail, not %s",
+				           reply_opts[i], a);
 	}
 	return true;
 }
@@ -374,13 +377,17 @@ static void decide_stage(struct rulectx *rc, enum stage needed, enum stage min)
 		return;
 	}
 	if (stage_parse(s, &r->stage) != 0) {
-		rule_error(rc, "stage", "unknown stage '%s' (use connect, helo, mail, rcpt, header, "
-			   "body or eom)", s);
+		rule_error(rc, "stage",
+		           "unknown stage '%s' (use connect, helo, mail, rcpt, header, "
+		           "body or eom)",
+		           s);
 		return;
 	}
 	if (r->stage < min && r->stage < needed)
-		rule_error(rc, "stage", "stage %s is too early: the rule uses a field first known "
-			   "at stage %s", s, stage_name(min > needed ? needed : min));
+		rule_error(rc, "stage",
+		           "stage %s is too early: the rule uses a field first known "
+		           "at stage %s",
+		           s, stage_name(min > needed ? needed : min));
 }
 
 static void compile_rule(struct build *b, struct rulefile *f, cfg_t *sec)
@@ -399,7 +406,7 @@ static void compile_rule(struct build *b, struct rulefile *f, cfg_t *sec)
 	for (size_t i = 0; i < b->p->nrules; i++)
 		if (strcmp(b->p->rules[i]->name, r->name) == 0)
 			rule_error(&rc, NULL, "a rule of this name is already defined at %s:%d",
-				   b->p->rules[i]->file, b->p->rules[i]->line);
+			           b->p->rules[i]->file, b->p->rules[i]->line);
 	mem_grow((void **)&b->p->rules, b->p->nrules, &b->rules_cap, sizeof(*b->p->rules));
 	b->p->rules[b->p->nrules++] = r; /* owned by the policy from here, even if bad */
 

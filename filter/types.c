@@ -7,15 +7,15 @@
 #include "types.h"
 
 static const char *const stage_names[STAGE_COUNT] = {
-	"connect", "helo", "mail", "rcpt", "header", "body", "eom",
+        "connect", "helo", "mail", "rcpt", "header", "body", "eom",
 };
 
 static const char *const stage_log_names[STAGE_COUNT] = {
-	"CONNECT", "HELO", "MAIL", "RCPT", "HEADER", "BODY", "END-OF-MESSAGE",
+        "CONNECT", "HELO", "MAIL", "RCPT", "HEADER", "BODY", "END-OF-MESSAGE",
 };
 
 static const char *const action_names[] = {
-	"continue", "accept", "reject", "tempfail", "discard", "quarantine",
+        "continue", "accept", "reject", "tempfail", "discard", "quarantine",
 };
 
 #define ACTION_COUNT (sizeof(action_names) / sizeof(action_names[0]))

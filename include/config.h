@@ -14,11 +14,11 @@ struct diag;
 enum on_error { ON_ERROR_TEMPFAIL, ON_ERROR_CONTINUE };
 
 struct config {
-	char *path;          /* the file read */
-	char *socket;        /* "inet:8891@127.0.0.1" */
-	char *user;          /* NULL: stay as started */
-	char *pidfile;       /* NULL: none */
-	char **policies;     /* glob patterns, relative ones resolved against path's directory */
+	char *path;      /* the file read */
+	char *socket;    /* "inet:8891@127.0.0.1" */
+	char *user;      /* NULL: stay as started */
+	char *pidfile;   /* NULL: none */
+	char **policies; /* glob patterns, relative ones resolved against path's directory */
 	size_t npolicies;
 	enum on_error on_error;
 	int log_level;       /* syslog priority: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */

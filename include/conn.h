@@ -43,8 +43,8 @@ void conn_body(struct conn *c, const unsigned char *chunk, size_t len);
 void conn_abort(struct conn *c);
 
 struct conn_verdict {
-	enum action action; /* CONTINUE, ACCEPT, REJECT, TEMPFAIL or DISCARD */
-	bool connection;    /* ACCEPT: for the whole connection */
+	enum action action;      /* CONTINUE, ACCEPT, REJECT, TEMPFAIL or DISCARD */
+	bool connection;         /* ACCEPT: for the whole connection */
 	struct reply_text reply; /* REJECT, TEMPFAIL */
 };
 
@@ -68,7 +68,7 @@ void conn_error_verdict(struct conn *c, enum stage s, const char *why, struct co
    one ""), until fn returns true; returns whether it did. */
 typedef bool (*conn_value_fn)(const char *value, size_t len, void *ctx);
 bool conn_each_value(struct conn *c, enum field_id id, const char *arg, conn_value_fn fn,
-		     void *ctx);
+                     void *ctx);
 /* Numeric fields; false if the value is unknown (an undeclared SIZE). */
 bool conn_number(struct conn *c, enum field_id id, unsigned long long *out);
 bool conn_header_exists(struct conn *c, const char *name);

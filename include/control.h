@@ -14,9 +14,10 @@ struct config;
    mask.  Call first thing in main(), before any thread exists. */
 void control_block_signals(void);
 
-/* Starts the control thread; call from the thread that will run smfi_main().  config_path is re-read on reload; running is the configuration
-   the daemon started with (to report settings that need a restart); level is the log level
-   given with -d, which reloads keep, or -1.  Returns 0 or -1. */
+/* Starts the control thread; call from the thread that will run smfi_main().  config_path is
+   re-read on reload; running is the configuration the daemon started with (to report settings that
+   need a restart); level is the log level given with -d, which reloads keep, or -1.  Returns 0 or
+   -1. */
 int control_start(const char *config_path, const struct config *running, int level);
 
 /* Loads config_path and its policy, logging as a reload does; installs it if valid.

@@ -16,7 +16,7 @@ void diag_free(struct diag *d); /* diag_free(NULL) is a no-op */
 
 /* Adds "file:line: message".  line <= 0 gives "file: message"; file NULL gives "message". */
 void diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
 size_t diag_count(const struct diag *d);
 /* The i-th line, owned by d. */

@@ -43,8 +43,8 @@ struct expr;
 /* Compiles src.  On error returns NULL and writes a one-line message naming the column,
    e.g. "unknown field 'clinet_ip' at column 1", into err.  List-entry errors (a bad CIDR in a
    named list) go to d with their own file:line. */
-struct expr *expr_compile(const char *src, const struct expr_env *env, struct diag *d,
-			  char *err, size_t errlen);
+struct expr *expr_compile(const char *src, const struct expr_env *env, struct diag *d, char *err,
+                          size_t errlen);
 void expr_free(struct expr *e); /* NULL is a no-op */
 
 /* The earliest stage at which every field the expression uses is known. */

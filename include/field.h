@@ -23,15 +23,15 @@ enum field_id {
 	FIELD_RCPT_LOCAL,
 	FIELD_RCPT_DOMAIN,
 	FIELD_RCPT_COUNT,
-	FIELD_HEADER,       /* header("Name") */
+	FIELD_HEADER, /* header("Name") */
 	FIELD_HEADER_COUNT,
 	FIELD_BODY,
 	FIELD_SIZE,
-	FIELD_MACRO,        /* macro("{name}") */
+	FIELD_MACRO, /* macro("{name}") */
 	FIELD_QUEUE_ID,
 	FIELD_TLS_VERSION,
-	FIELD_TAGGED,       /* tagged("name"): expressions only */
-	FIELD_RULE,         /* the matching rule's name: reply text only */
+	FIELD_TAGGED, /* tagged("name"): expressions only */
+	FIELD_RULE,   /* the matching rule's name: reply text only */
 	FIELD_COUNT
 };
 
@@ -51,10 +51,10 @@ struct field_info {
 	const char *name;
 	enum field_id id;
 	enum field_type type;
-	enum stage stage;  /* earliest stage at which the value is known */
-	bool takes_arg;    /* header("Name"), macro("{x}"), tagged("t") */
-	bool in_expr;      /* usable in "when" */
-	bool in_template;  /* usable as ${name} in replies, headers, log text */
+	enum stage stage; /* earliest stage at which the value is known */
+	bool takes_arg;   /* header("Name"), macro("{x}"), tagged("t") */
+	bool in_expr;     /* usable in "when" */
+	bool in_template; /* usable as ${name} in replies, headers, log text */
 };
 
 /* NULL if no field has that name (len bytes, not necessarily NUL-terminated). */

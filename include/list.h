@@ -37,8 +37,7 @@ void list_index_free(struct list_index *idx); /* NULL is a no-op */
 
 /* Adds one entry (len bytes, need not be NUL-terminated).  Returns 0, or -1 with a message
    such as "bad CIDR '10.0.0.0/33'" written to err (errlen bytes, always terminated). */
-int list_index_add(struct list_index *idx, const char *entry, size_t len, char *err,
-		   size_t errlen);
+int list_index_add(struct list_index *idx, const char *entry, size_t len, char *err, size_t errlen);
 
 /* True if value (NUL-terminated) is in the set, per the index's kind.  For LIST_CIDR the value
    is an IP address in text form (v4 or v6, no brackets); an unparsable value never matches. */

@@ -11,8 +11,8 @@
 
 #include <stddef.h>
 
-void *mem_alloc(size_t n);                 /* malloc; n == 0 allowed */
-void *mem_calloc(size_t n, size_t size);   /* zeroed */
+void *mem_alloc(size_t n);               /* malloc; n == 0 allowed */
+void *mem_calloc(size_t n, size_t size); /* zeroed */
 void *mem_realloc(void *p, size_t n);
 char *mem_strdup(const char *s);
 char *mem_strndup(const char *s, size_t n); /* at most n bytes, always NUL-terminated */

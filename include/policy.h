@@ -29,13 +29,13 @@ struct rule {
 	enum stage stage;
 	enum action action;
 	struct expr *when;
-	struct reply *reply;                  /* reject and tempfail */
-	char **add_header_names;              /* add_header = { "Name: value" } */
+	struct reply *reply;     /* reject and tempfail */
+	char **add_header_names; /* add_header = { "Name: value" } */
 	struct reply_template **add_header_values;
 	size_t nadd_headers;
-	int tag;                              /* tag id set on match, or -1 */
-	struct reply_template *log_text;      /* NULL: none */
-	struct reply_template *quarantine;    /* reason, with action quarantine */
+	int tag;                           /* tag id set on match, or -1 */
+	struct reply_template *log_text;   /* NULL: none */
+	struct reply_template *quarantine; /* reason, with action quarantine */
 	bool dry_run;
 };
 
@@ -65,8 +65,8 @@ struct policy {
    result has one reference, owned by the caller. */
 struct policy *policy_load(const struct config *cfg, struct diag *d);
 
-struct policy *policy_ref(struct policy *p);  /* returns p */
-void policy_unref(struct policy *p);          /* NULL is a no-op; frees on the last reference */
+struct policy *policy_ref(struct policy *p); /* returns p */
+void policy_unref(struct policy *p);         /* NULL is a no-op; frees on the last reference */
 
 /* "3 files, 41 rules, 2 lists (120034 entries)" into buf. */
 void policy_summary(const struct policy *p, char *buf, size_t len);

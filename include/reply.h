@@ -15,8 +15,8 @@
 #include "field.h"
 #include "types.h"
 
-#define REPLY_MAX_LINES 32   /* libmilter's smfi_setmlreply limit */
-#define REPLY_LINE_MAX 512   /* RFC 5321: a reply line, code and CRLF included */
+#define REPLY_MAX_LINES 32 /* libmilter's smfi_setmlreply limit */
+#define REPLY_LINE_MAX 512 /* RFC 5321: a reply line, code and CRLF included */
 
 /*
  * Looks up the value of a field for expansion.  Writes the value (NUL-terminated, truncated
@@ -24,7 +24,7 @@
  * name in ${header("Subject")}) or NULL.  A field with no value yields "".
  */
 typedef size_t (*reply_value_fn)(void *ctx, enum field_id id, const char *arg, char *buf,
-				 size_t buflen);
+                                 size_t buflen);
 
 /* A text with ${name} or ${name("arg")} references; "$$" is a literal '$'. */
 struct reply_template;
@@ -42,8 +42,8 @@ enum stage reply_template_stage(const struct reply_template *t);
 /* Expands into out (outlen bytes, always NUL-terminated).  Expanded values are made safe:
    CR, LF and other control characters become ' ', bytes >= 0x80 become '?'.
    Returns true if the result was truncated. */
-bool reply_template_expand(const struct reply_template *t, reply_value_fn fn, void *ctx,
-			   char *out, size_t outlen);
+bool reply_template_expand(const struct reply_template *t, reply_value_fn fn, void *ctx, char *out,
+                           size_t outlen);
 
 /* The reply of a reject or tempfail rule. */
 struct reply;
@@ -58,7 +58,7 @@ struct reply;
  * (at most 32)", "message line 1 is 600 octets long (at most 497 with code 550 5.7.1)".
  */
 struct reply *reply_new(enum action action, const char *code, const char *xcode,
-			const char *const *lines, size_t nlines, char *err, size_t errlen);
+                        const char *const *lines, size_t nlines, char *err, size_t errlen);
 void reply_free(struct reply *r); /* NULL is a no-op */
 
 const char *reply_code(const struct reply *r);  /* "550"; owned by r */

@@ -112,7 +112,7 @@ static bool check_file(const char *path)
 		ok = strcmp(actual, expect) == 0;
 		if (!ok)
 			print_error("%s:\n  expected: %s\n  actual:   %s\n", strrchr(path, '/') + 1,
-				    expect, actual);
+			            expect, actual);
 	}
 	for (size_t i = 0; i < n; i++)
 		free(files[i]);
@@ -133,12 +133,11 @@ static void test_bad_rule_files(void **state)
 	assert_int_equal(glob(pattern, 0, NULL, &g), 0);
 	if (g.gl_pathc < MIN_BAD_FILES)
 		fail_msg("only %zu bad rule files in %s (at least %d)", g.gl_pathc, dir,
-			 MIN_BAD_FILES);
+		         MIN_BAD_FILES);
 	for (size_t i = 0; i < g.gl_pathc; i++)
 		if (!check_file(g.gl_pathv[i]))
 			bad++;
-	print_message("%zu bad rule files checked, %zu with a wrong diagnostic\n", g.gl_pathc,
-		      bad);
+	print_message("%zu bad rule files checked, %zu with a wrong diagnostic\n", g.gl_pathc, bad);
 	globfree(&g);
 	assert_int_equal(bad, 0);
 }
@@ -170,8 +169,8 @@ static void test_failure_leaves_no_state(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bad_rule_files),
-		cmocka_unit_test(test_failure_leaves_no_state),
+	        cmocka_unit_test(test_bad_rule_files),
+	        cmocka_unit_test(test_failure_leaves_no_state),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 

@@ -62,7 +62,7 @@ static const char *write_conf(const char *name, const char *text)
 }
 
 static void assert_diag_line(const struct diag *d, size_t i, const char *path, int line,
-			     const char *msg)
+                             const char *msg)
 {
 	char want[PATH_MAX + 512];
 
@@ -91,10 +91,10 @@ static void assert_load_error(const char *text, int line, const char *msg)
 
 static void test_stage_names(void **state)
 {
-	static const char *const names[] = {"connect", "helo",   "mail", "rcpt",
-					    "header",  "body",   "eom"};
-	static const char *const log_names[] = {"CONNECT", "HELO", "MAIL", "RCPT",
-						"HEADER",  "BODY", "END-OF-MESSAGE"};
+	static const char *const names[] = {"connect", "helo", "mail", "rcpt",
+	                                    "header",  "body", "eom"};
+	static const char *const log_names[] = {"CONNECT", "HELO", "MAIL",          "RCPT",
+	                                        "HEADER",  "BODY", "END-OF-MESSAGE"};
 	enum stage s;
 
 	(void)state;
@@ -109,7 +109,7 @@ static void test_stage_names(void **state)
 	assert_int_equal(s, STAGE_HELO);
 	assert_null(stage_name(STAGE_COUNT));
 	assert_null(stage_log_name(STAGE_COUNT));
-	assert_null(stage_name((enum stage)-1));
+	assert_null(stage_name((enum stage) - 1));
 	s = STAGE_BODY;
 	assert_int_equal(stage_parse("end-of-message", &s), -1);
 	assert_int_equal(stage_parse("", &s), -1);
@@ -120,7 +120,7 @@ static void test_stage_names(void **state)
 static void test_action_names(void **state)
 {
 	static const char *const names[] = {"continue", "accept",  "reject",
-					    "tempfail", "discard", "quarantine"};
+	                                    "tempfail", "discard", "quarantine"};
 	enum action a;
 
 	(void)state;
@@ -383,19 +383,18 @@ static void test_defaults(void **state)
 
 static void test_every_option(void **state)
 {
-	const char *path = write_conf("full.conf",
-				      "# every option\n"
-				      "socket   = \"unix:/run/mp/mp.sock\"\n"
-				      "user     = \"mpuser\"   # trailing comment\n"
-				      "pidfile  = \"run/mp.pid\"\n"
-				      "policies = { \"/etc/mp/*.rules\",  # absolute\n"
-				      "             \"local/*.rules\" }\n"
-				      "on_error = continue\n"
-				      "log_level = debug\n"
-				      "syslog_facility = local3\n"
-				      "body_limit = 512k\n"
-				      "allow_root = true\n"
-				      "stop_timeout = 0\n");
+	const char *path = write_conf("full.conf", "# every option\n"
+	                                           "socket   = \"unix:/run/mp/mp.sock\"\n"
+	                                           "user     = \"mpuser\"   # trailing comment\n"
+	                                           "pidfile  = \"run/mp.pid\"\n"
+	                                           "policies = { \"/etc/mp/*.rules\",  # absolute\n"
+	                                           "             \"local/*.rules\" }\n"
+	                                           "on_error = continue\n"
+	                                           "log_level = debug\n"
+	                                           "syslog_facility = local3\n"
+	                                           "body_limit = 512k\n"
+	                                           "allow_root = true\n"
+	                                           "stop_timeout = 0\n");
 	struct diag *d = diag_new();
 	struct config *c = config_load(path, d);
 	char want[PATH_MAX];
@@ -423,17 +422,16 @@ static void test_every_option(void **state)
 
 static void test_more_values(void **state)
 {
-	const char *path = write_conf("more.conf",
-				      "socket = \"inet6:8891@[::1]\"\n"
-				      "policies = {}\n"
-				      "pidfile = \"/run/mp.pid\"\n"
-				      "user = \"\"\n"
-				      "log_level = error\n"
-				      "syslog_facility = daemon\n"
-				      "body_limit = 64M\n"
-				      "stop_timeout = 3600\n"
-				      "on_error = tempfail\n"
-				      "allow_root = false\n");
+	const char *path = write_conf("more.conf", "socket = \"inet6:8891@[::1]\"\n"
+	                                           "policies = {}\n"
+	                                           "pidfile = \"/run/mp.pid\"\n"
+	                                           "user = \"\"\n"
+	                                           "log_level = error\n"
+	                                           "syslog_facility = daemon\n"
+	                                           "body_limit = 64M\n"
+	                                           "stop_timeout = 3600\n"
+	                                           "on_error = tempfail\n"
+	                                           "allow_root = false\n");
 	struct diag *d = diag_new();
 	struct config *c = config_load(path, d);
 
@@ -465,7 +463,7 @@ static void test_relative_config_path(void **state)
 	snprintf(sub, sizeof(sub), "%s/sub", tmpdir);
 	assert_int_equal(mkdir(sub, 0700), 0);
 	write_conf("sub/rel.conf", "policies = { \"p/*.rules\", \"../q.rules\" }\n"
-				   "pidfile = \"mp.pid\"\n");
+	                           "pidfile = \"mp.pid\"\n");
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
 	assert_int_equal(chdir(tmpdir), 0);
 	c = config_load("sub/rel.conf", d);
@@ -497,27 +495,27 @@ static void test_unknown_option(void **state)
 	(void)state;
 	/* '#' comments on the lines before must not shift the line number. */
 	assert_load_error("# first\n"
-			  "socket = \"inet:1@127.0.0.1\" # second\n"
-			  "/* third\n"
-			  "   fourth */\n"
-			  "bogus = 1\n",
-			  5, "no such option 'bogus'");
+	                  "socket = \"inet:1@127.0.0.1\" # second\n"
+	                  "/* third\n"
+	                  "   fourth */\n"
+	                  "bogus = 1\n",
+	                  5, "no such option 'bogus'");
 }
 
 static void test_bad_values(void **state)
 {
 	const char *path = write_conf("bad.conf", "log_level = info\n"
-						  "on_error = bounce\n"
-						  "log_level = verbose\n"
-						  "syslog_facility = local9\n"
-						  "body_limit = lots\n"
-						  "body_limit = 65M\n"
-						  "stop_timeout = 3601\n"
-						  "stop_timeout = -1\n"
-						  "stop_timeout = 5m\n"
-						  "socket = \"tcp:25\"\n"
-						  "policies = { \"a\", \"\" }\n"
-						  "body_limit = -1\n");
+	                                          "on_error = bounce\n"
+	                                          "log_level = verbose\n"
+	                                          "syslog_facility = local9\n"
+	                                          "body_limit = lots\n"
+	                                          "body_limit = 65M\n"
+	                                          "stop_timeout = 3601\n"
+	                                          "stop_timeout = -1\n"
+	                                          "stop_timeout = 5m\n"
+	                                          "socket = \"tcp:25\"\n"
+	                                          "policies = { \"a\", \"\" }\n"
+	                                          "body_limit = -1\n");
 	struct diag *d = diag_new();
 	struct config *c = config_load(path, d);
 
@@ -525,25 +523,25 @@ static void test_bad_values(void **state)
 	assert_null(c);
 	assert_int_equal(diag_count(d), 11);
 	assert_diag_line(d, 0, path, 2,
-			 "on_error: invalid value 'bounce' (expected tempfail or continue)");
+	                 "on_error: invalid value 'bounce' (expected tempfail or continue)");
 	assert_diag_line(d, 1, path, 3,
-			 "log_level: invalid value 'verbose' (expected error, warning, info or "
-			 "debug)");
+	                 "log_level: invalid value 'verbose' (expected error, warning, info or "
+	                 "debug)");
 	assert_diag_line(d, 2, path, 4,
-			 "syslog_facility: invalid value 'local9' (expected mail, daemon, user or "
-			 "local0 to local7)");
+	                 "syslog_facility: invalid value 'local9' (expected mail, daemon, user or "
+	                 "local0 to local7)");
 	assert_diag_line(d, 3, path, 5,
-			 "body_limit: invalid size 'lots' (digits with an optional K, M or G)");
+	                 "body_limit: invalid size 'lots' (digits with an optional K, M or G)");
 	assert_diag_line(d, 4, path, 6, "body_limit: 65M is more than the maximum of 64M");
 	assert_diag_line(d, 5, path, 7, "stop_timeout: 3601 is out of range (0 to 3600 seconds)");
 	assert_diag_line(d, 6, path, 8, "stop_timeout: invalid number of seconds '-1'");
 	assert_diag_line(d, 7, path, 9, "stop_timeout: invalid number of seconds '5m'");
 	assert_diag_line(d, 8, path, 10,
-			 "socket: invalid socket 'tcp:25' (expected unix:/path, inet:PORT@HOST or "
-			 "inet6:PORT@HOST)");
+	                 "socket: invalid socket 'tcp:25' (expected unix:/path, inet:PORT@HOST or "
+	                 "inet6:PORT@HOST)");
 	assert_diag_line(d, 9, path, 11, "policies: empty pattern");
 	assert_diag_line(d, 10, path, 12,
-			 "body_limit: invalid size '-1' (digits with an optional K, M or G)");
+	                 "body_limit: invalid size '-1' (digits with an optional K, M or G)");
 	diag_free(d);
 }
 
@@ -551,25 +549,25 @@ static void test_each_bad_value_alone(void **state)
 {
 	(void)state;
 	assert_load_error("\n\non_error = reject\n", 3,
-			  "on_error: invalid value 'reject' (expected tempfail or continue)");
+	                  "on_error: invalid value 'reject' (expected tempfail or continue)");
 	assert_load_error("log_level = \"\"\n", 1,
-			  "log_level: invalid value '' (expected error, warning, info or debug)");
+	                  "log_level: invalid value '' (expected error, warning, info or debug)");
 	assert_load_error("\nsyslog_facility = kern\n", 2,
-			  "syslog_facility: invalid value 'kern' (expected mail, daemon, user or "
-			  "local0 to local7)");
+	                  "syslog_facility: invalid value 'kern' (expected mail, daemon, user or "
+	                  "local0 to local7)");
 	assert_load_error("body_limit = 1.5M\n", 1,
-			  "body_limit: invalid size '1.5M' (digits with an optional K, M or G)");
+	                  "body_limit: invalid size '1.5M' (digits with an optional K, M or G)");
 	assert_load_error("body_limit = 99999999999999999999\n", 1,
-			  "body_limit: invalid size '99999999999999999999' (digits with an "
-			  "optional K, M or G)");
+	                  "body_limit: invalid size '99999999999999999999' (digits with an "
+	                  "optional K, M or G)");
 	assert_load_error("socket = \"\"\n", 1,
-			  "socket: invalid socket '' (expected unix:/path, inet:PORT@HOST or "
-			  "inet6:PORT@HOST)");
+	                  "socket: invalid socket '' (expected unix:/path, inet:PORT@HOST or "
+	                  "inet6:PORT@HOST)");
 	assert_load_error("socket = \"inet:\"\n", 1,
-			  "socket: invalid socket 'inet:' (expected unix:/path, inet:PORT@HOST or "
-			  "inet6:PORT@HOST)");
+	                  "socket: invalid socket 'inet:' (expected unix:/path, inet:PORT@HOST or "
+	                  "inet6:PORT@HOST)");
 	assert_load_error("\nallow_root = maybe\n", 2,
-			  "invalid boolean value for option 'allow_root'");
+	                  "invalid boolean value for option 'allow_root'");
 }
 
 static void test_missing_file(void **state)
@@ -609,9 +607,9 @@ static int check_color(cfg_t *cfg, cfg_opt_t *opt)
 static void test_parse_file(void **state)
 {
 	cfg_opt_t opts[] = {
-		CFG_STR("color", "red", CFGF_NONE),
-		CFG_INT("count", 0, CFGF_NONE),
-		CFG_END(),
+	        CFG_STR("color", "red", CFGF_NONE),
+	        CFG_INT("count", 0, CFGF_NONE),
+	        CFG_END(),
 	};
 	const char *path;
 	struct diag *d = diag_new();
@@ -652,24 +650,24 @@ static void test_parse_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_stage_names),
-		cmocka_unit_test(test_action_names),
-		cmocka_unit_test(test_diag_format),
-		cmocka_unit_test(test_diag_grows),
-		cmocka_unit_test(test_log_levels),
-		cmocka_unit_test(test_log_one_line),
-		cmocka_unit_test(test_log_stderr),
-		cmocka_unit_test(test_log_names),
-		cmocka_unit_test(test_parse_size),
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_every_option),
-		cmocka_unit_test(test_more_values),
-		cmocka_unit_test(test_relative_config_path),
-		cmocka_unit_test(test_unknown_option),
-		cmocka_unit_test(test_bad_values),
-		cmocka_unit_test(test_each_bad_value_alone),
-		cmocka_unit_test(test_missing_file),
-		cmocka_unit_test(test_parse_file),
+	        cmocka_unit_test(test_stage_names),
+	        cmocka_unit_test(test_action_names),
+	        cmocka_unit_test(test_diag_format),
+	        cmocka_unit_test(test_diag_grows),
+	        cmocka_unit_test(test_log_levels),
+	        cmocka_unit_test(test_log_one_line),
+	        cmocka_unit_test(test_log_stderr),
+	        cmocka_unit_test(test_log_names),
+	        cmocka_unit_test(test_parse_size),
+	        cmocka_unit_test(test_defaults),
+	        cmocka_unit_test(test_every_option),
+	        cmocka_unit_test(test_more_values),
+	        cmocka_unit_test(test_relative_config_path),
+	        cmocka_unit_test(test_unknown_option),
+	        cmocka_unit_test(test_bad_values),
+	        cmocka_unit_test(test_each_bad_value_alone),
+	        cmocka_unit_test(test_missing_file),
+	        cmocka_unit_test(test_parse_file),
 	};
 	int rc = cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 

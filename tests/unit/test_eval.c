@@ -82,8 +82,7 @@ static char *write_rules(const char *name, const char *text)
 	return path;
 }
 
-static struct policy *load_patterns(char **patterns, size_t n, enum on_error oe,
-				    size_t body_limit)
+static struct policy *load_patterns(char **patterns, size_t n, enum on_error oe, size_t body_limit)
 {
 	struct config cfg = {0};
 	struct diag *d = diag_new();
@@ -236,7 +235,7 @@ static const char *added(struct conn *c)
 		const char *name, *value;
 		conn_add_header_get(c, i, &name, &value);
 		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s: %s", i ? "|" : "",
-			 name, value);
+		         name, value);
 	}
 	return buf;
 }
@@ -244,13 +243,13 @@ static const char *added(struct conn *c)
 /* ---- stages and actions ---- */
 
 static const char stages_rules[] =
-	"rule \"c\" { when = 'client_ip == \"192.0.2.1\"' action = reject message = \"connect\" }\n"
-	"rule \"h\" { when = 'helo == \"h.example\"' action = reject message = \"helo\" }\n"
-	"rule \"m\" { when = 'from == \"m@x.example\"' action = reject message = \"mail\" }\n"
-	"rule \"r\" { when = 'rcpt == \"r@x.example\"' action = reject message = \"rcpt\" }\n"
-	"rule \"hd\" { when = 'header(\"Subject\") == \"hd\"' action = reject message = \"hdr\" }\n"
-	"rule \"b\" { when = 'body contains \"bodyword\"' action = reject message = \"body\" }\n"
-	"rule \"e\" { when = 'size > 1K' action = reject message = \"eom\" }\n";
+        "rule \"c\" { when = 'client_ip == \"192.0.2.1\"' action = reject message = \"connect\" }\n"
+        "rule \"h\" { when = 'helo == \"h.example\"' action = reject message = \"helo\" }\n"
+        "rule \"m\" { when = 'from == \"m@x.example\"' action = reject message = \"mail\" }\n"
+        "rule \"r\" { when = 'rcpt == \"r@x.example\"' action = reject message = \"rcpt\" }\n"
+        "rule \"hd\" { when = 'header(\"Subject\") == \"hd\"' action = reject message = \"hdr\" }\n"
+        "rule \"b\" { when = 'body contains \"bodyword\"' action = reject message = \"body\" }\n"
+        "rule \"e\" { when = 'size > 1K' action = reject message = \"eom\" }\n";
 
 struct trigger {
 	const char *ip, *helo, *from, *rcpt, *subject, *body;
@@ -287,8 +286,8 @@ static enum stage session(struct policy *p, const struct trigger *t)
 static void test_every_stage(void **state)
 {
 	struct policy *p = load(stages_rules);
-	const struct trigger none = {"192.0.2.9", "ok.example", "<a@x.example>", "<b@x.example>",
-				     " ok", "fine\r\n"};
+	const struct trigger none = {"192.0.2.9",     "ok.example", "<a@x.example>",
+	                             "<b@x.example>", " ok",        "fine\r\n"};
 	struct trigger t;
 	(void)state;
 
@@ -327,16 +326,18 @@ static void test_every_stage(void **state)
 
 static void test_actions_and_first_match(void **state)
 {
-	struct policy *p = load(
-		"rule \"note\" { when = 'from_domain == \"x.example\"' add_header = { \"X-A: 1\" } }\n"
-		"rule \"acc\" { when = 'from == \"boss@x.example\"' action = accept }\n"
-		"rule \"tf\" { when = 'from_domain == \"x.example\"' action = tempfail }\n"
-		"rule \"rej\" { when = 'from_domain == \"x.example\"' action = reject }\n"
-		"rule \"q\" { when = 'rcpt == \"q@y.example\"' action = quarantine\n"
-		"            quarantine = \"held for ${rcpt}\" }\n"
-		"rule \"after-q\" { when = 'rcpt == \"q@y.example\"' add_header = { \"X-B: 2\" } }\n"
-		"rule \"d\" { when = 'header(\"Subject\") == \"drop\"' action = discard }\n"
-		"rule \"never\" { when = 'rcpt_domain == \"y.example\"' action = reject }\n");
+	struct policy *p =
+	        load("rule \"note\" { when = 'from_domain == \"x.example\"' add_header = { \"X-A: "
+	             "1\" } }\n"
+	             "rule \"acc\" { when = 'from == \"boss@x.example\"' action = accept }\n"
+	             "rule \"tf\" { when = 'from_domain == \"x.example\"' action = tempfail }\n"
+	             "rule \"rej\" { when = 'from_domain == \"x.example\"' action = reject }\n"
+	             "rule \"q\" { when = 'rcpt == \"q@y.example\"' action = quarantine\n"
+	             "            quarantine = \"held for ${rcpt}\" }\n"
+	             "rule \"after-q\" { when = 'rcpt == \"q@y.example\"' add_header = { \"X-B: "
+	             "2\" } }\n"
+	             "rule \"d\" { when = 'header(\"Subject\") == \"drop\"' action = discard }\n"
+	             "rule \"never\" { when = 'rcpt_domain == \"y.example\"' action = reject }\n");
 	struct conn *c;
 	(void)state;
 
@@ -350,7 +351,7 @@ static void test_actions_and_first_match(void **state)
 	assert_string_equal(added(c), "X-A: 1");
 	assert_null(log_find("rule=rej"));
 	assert_non_null(log_find("tempfail: MAIL from host.example[192.0.2.9]: 451 4.7.1 "
-				 "<someone@x.example>: Try again later; rule=tf"));
+	                         "<someone@x.example>: Try again later; rule=tf"));
 	/* a new message after the refused one */
 	assert_int_equal(mail(c, "<boss@x.example>", NULL), ACTION_ACCEPT);
 	assert_false(V.connection);
@@ -379,10 +380,12 @@ static void test_actions_and_first_match(void **state)
 
 static void test_files_in_sorted_order(void **state)
 {
-	char *b = write_rules("20-b.rules",
-			      "rule \"b\" { when = 'helo == \"x\"' action = reject message = \"b\" }\n");
-	char *a = write_rules("10-a.rules",
-			      "rule \"a\" { when = 'helo == \"x\"' action = reject message = \"a\" }\n");
+	char *b = write_rules(
+	        "20-b.rules",
+	        "rule \"b\" { when = 'helo == \"x\"' action = reject message = \"b\" }\n");
+	char *a = write_rules(
+	        "10-a.rules",
+	        "rule \"a\" { when = 'helo == \"x\"' action = reject message = \"a\" }\n");
 	char pattern[128];
 	char *pp = pattern;
 	struct policy *p;
@@ -407,16 +410,18 @@ static void test_files_in_sorted_order(void **state)
 
 static void test_per_recipient(void **state)
 {
-	struct policy *p = load(
-		"rule \"bad-rcpt\" { when = 'rcpt_domain == \"bad.example\"' action = reject\n"
-		"  code = 550 xcode = \"5.1.2\" message = \"no ${rcpt_domain} here\" }\n"
-		"rule \"count\" { when = 'rcpt_count >= 1' stage = rcpt add_header = { \"X-Second: ${rcpt}\" } }\n"
-		"rule \"hdr-bad\" { when = 'rcpt_domain == \"bad.example\"' stage = header\n"
-		"  add_header = { \"X-Bad: yes\" } }\n"
-		"rule \"hdr-good\" { when = 'rcpt_domain == \"good.example\"' stage = header\n"
-		"  add_header = { \"X-Good: ${rcpt}\" } }\n"
-		"rule \"eom-any\" { when = 'rcpt_local == \"two\" and rcpt_count == 2' stage = eom\n"
-		"  add_header = { \"X-Eom: ${rcpt_count}\" } }\n");
+	struct policy *p =
+	        load("rule \"bad-rcpt\" { when = 'rcpt_domain == \"bad.example\"' action = reject\n"
+	             "  code = 550 xcode = \"5.1.2\" message = \"no ${rcpt_domain} here\" }\n"
+	             "rule \"count\" { when = 'rcpt_count >= 1' stage = rcpt add_header = { "
+	             "\"X-Second: ${rcpt}\" } }\n"
+	             "rule \"hdr-bad\" { when = 'rcpt_domain == \"bad.example\"' stage = header\n"
+	             "  add_header = { \"X-Bad: yes\" } }\n"
+	             "rule \"hdr-good\" { when = 'rcpt_domain == \"good.example\"' stage = header\n"
+	             "  add_header = { \"X-Good: ${rcpt}\" } }\n"
+	             "rule \"eom-any\" { when = 'rcpt_local == \"two\" and rcpt_count == 2' stage "
+	             "= eom\n"
+	             "  add_header = { \"X-Eom: ${rcpt_count}\" } }\n");
 	struct conn *c = open_conn(p, "192.0.2.9");
 	(void)state;
 
@@ -428,7 +433,7 @@ static void test_per_recipient(void **state)
 	assert_int_equal(finish(c), ACTION_CONTINUE);
 	/* the refused recipient counts nowhere; the others are all there at header and eom */
 	assert_string_equal(added(c), "X-Second: two@Good.Example|"
-				      "X-Good: one@good.example, two@Good.Example|X-Eom: 2");
+	                              "X-Good: one@good.example, two@Good.Example|X-Eom: 2");
 	conn_free(c);
 	policy_unref(p);
 }
@@ -436,11 +441,15 @@ static void test_per_recipient(void **state)
 static void test_reset_between_messages(void **state)
 {
 	struct policy *p = load(
-		"rule \"conn-tag\" { when = 'helo == \"tagme\"' tag = \"ctag\" add_header = { \"X-C: 1\" } }\n"
-		"rule \"msg-tag\" { when = 'from == \"t@x.example\"' tag = \"mtag\" add_header = { \"X-M: ${from}\" } }\n"
-		"rule \"see-c\" { when = 'tagged(\"ctag\")' stage = rcpt add_header = { \"X-Saw-C: 1\" } }\n"
-		"rule \"see-m\" { when = 'tagged(\"mtag\")' stage = rcpt add_header = { \"X-Saw-M: 1\" } }\n"
-		"rule \"hdr\" { when = 'exists header(\"X-One\")' add_header = { \"X-H: 1\" } }\n");
+	        "rule \"conn-tag\" { when = 'helo == \"tagme\"' tag = \"ctag\" add_header = { "
+	        "\"X-C: 1\" } }\n"
+	        "rule \"msg-tag\" { when = 'from == \"t@x.example\"' tag = \"mtag\" add_header = { "
+	        "\"X-M: ${from}\" } }\n"
+	        "rule \"see-c\" { when = 'tagged(\"ctag\")' stage = rcpt add_header = { \"X-Saw-C: "
+	        "1\" } }\n"
+	        "rule \"see-m\" { when = 'tagged(\"mtag\")' stage = rcpt add_header = { \"X-Saw-M: "
+	        "1\" } }\n"
+	        "rule \"hdr\" { when = 'exists header(\"X-One\")' add_header = { \"X-H: 1\" } }\n");
 	struct conn *c = open_conn(p, "192.0.2.9");
 	(void)state;
 
@@ -471,7 +480,7 @@ static void test_reset_between_messages(void **state)
 /* ---- lists ---- */
 
 static const char *matches(struct policy *p, const char *ip, const char *name, const char *helo_,
-			   const char *from, const char *rcpt_)
+                           const char *from, const char *rcpt_)
 {
 	static char buf[2048];
 	struct conn *c = conn_new(policy_ref(p), fake_macro, NULL);
@@ -500,7 +509,7 @@ static void test_lists_through_rules(void **state)
 	(void)state;
 
 	assert_true(asprintf(&path, "%s/tests/unit/rules/lists.rules",
-			     getenv("MP_TOP_SRCDIR") ? getenv("MP_TOP_SRCDIR") : MP_SRCDIR) > 0);
+	                     getenv("MP_TOP_SRCDIR") ? getenv("MP_TOP_SRCDIR") : MP_SRCDIR) > 0);
 	p = load_patterns(&path, 1, ON_ERROR_TEMPFAIL, 1024);
 	free(path);
 
@@ -510,29 +519,28 @@ static void test_lists_through_rules(void **state)
 	assert_string_equal(matches(p, "2001:db8::7", "n", "h", "<>", "<r@x>"), "all6 host128");
 	assert_string_equal(matches(p, "2001:db8::8", "n", "h", "<>", "<r@x>"), "all6");
 	assert_string_equal(matches(p, "::ffff:198.51.100.9", "n", "h", "<>", "<r@x>"),
-			    "all4 all6 v4net");
-	assert_string_equal(matches(p, "203.0.113.5", "n", "h", "<>", "<r@x>"),
-			    "all4 all6 mapped");
+	                    "all4 all6 v4net");
+	assert_string_equal(matches(p, "203.0.113.5", "n", "h", "<>", "<r@x>"), "all4 all6 mapped");
 	assert_string_equal(matches(p, "203.0.114.5", "n", "h", "<>", "<r@x>"), "all4 all6");
 	/* domains: exact, ".suffix" for subdomains only, case folding, trailing dot */
 	assert_string_equal(matches(p, "2001:db8::8", "n", "EXAMPLE.com", "<a@Inline.Example>",
-				    "<r@deep.SUB.example.net>"),
-			    "all6 helo-domains from-domains rcpt-domains");
-	assert_string_equal(matches(p, "2001:db8::8", "n", "sub.example.net",
-				    "<a@www.example.com>", "<r@trailing.example>"),
-			    "all6 rcpt-domains");
+	                            "<r@deep.SUB.example.net>"),
+	                    "all6 helo-domains from-domains rcpt-domains");
+	assert_string_equal(matches(p, "2001:db8::8", "n", "sub.example.net", "<a@www.example.com>",
+	                            "<r@trailing.example>"),
+	                    "all6 rcpt-domains");
 	/* addresses: exact, case-insensitive */
 	assert_string_equal(matches(p, "2001:db8::8", "n", "h", "<bob@example.com>", "<r@x>"),
-			    "all6 from-domains senders");
+	                    "all6 from-domains senders");
 	assert_string_equal(matches(p, "2001:db8::8", "n", "h", "<bob@example.com.au>", "<r@x>"),
-			    "all6");
+	                    "all6");
 	/* inline suffix entries on client_name */
 	assert_string_equal(matches(p, "2001:db8::8", "mx.client.example", "h", "<>", "<r@x>"),
-			    "all6 inline-suffix");
+	                    "all6 inline-suffix");
 	assert_string_equal(matches(p, "2001:db8::8", "client.example", "h", "<>", "<r@x>"),
-			    "all6");
+	                    "all6");
 	assert_string_equal(matches(p, "2001:db8::8", "Exact.Example", "h", "<>", "<r@x>"),
-			    "all6 inline-suffix");
+	                    "all6 inline-suffix");
 	policy_unref(p);
 }
 
@@ -541,14 +549,15 @@ static void test_lists_through_rules(void **state)
 static void test_replies(void **state)
 {
 	struct policy *p = load(
-		"rule \"multi\" { when = 'helo == \"multi\"' action = reject code = 554\n"
-		"  message = { \"HELO ${helo} refused from ${client_ip}\", \"rule ${rule}\" } }\n"
-		"rule \"codeonly\" { when = 'helo == \"code\"' action = reject code = 553 }\n"
-		"rule \"tf\" { when = 'helo == \"tf\"' action = tempfail code = 450 xcode = \"4.2.0\" }\n"
-		"rule \"echo\" { when = 'helo =~ /^echo/' action = reject\n"
-		"  message = \"100% sure: ${helo}\" }\n"
-		"rule \"hdr\" { when = 'header(\"Subject\") contains \"spam\"' action = reject\n"
-		"  message = \"subject '${header(\\\"Subject\\\")}' id ${queue_id}\" }\n");
+	        "rule \"multi\" { when = 'helo == \"multi\"' action = reject code = 554\n"
+	        "  message = { \"HELO ${helo} refused from ${client_ip}\", \"rule ${rule}\" } }\n"
+	        "rule \"codeonly\" { when = 'helo == \"code\"' action = reject code = 553 }\n"
+	        "rule \"tf\" { when = 'helo == \"tf\"' action = tempfail code = 450 xcode = "
+	        "\"4.2.0\" }\n"
+	        "rule \"echo\" { when = 'helo =~ /^echo/' action = reject\n"
+	        "  message = \"100% sure: ${helo}\" }\n"
+	        "rule \"hdr\" { when = 'header(\"Subject\") contains \"spam\"' action = reject\n"
+	        "  message = \"subject '${header(\\\"Subject\\\")}' id ${queue_id}\" }\n");
 	struct conn *c;
 	char esc[2 * REPLY_LINE_MAX + 1];
 	(void)state;
@@ -594,11 +603,11 @@ static void test_replies(void **state)
 static void test_reject_log_line(void **state)
 {
 	struct policy *p = load(
-		"rule \"no-such-domain\" {\n"
-		"  when = 'rcpt_domain in [\"example.invalid\", \".test\"]'\n"
-		"  action = reject\n  code = 550\n  xcode = \"5.1.2\"\n"
-		"  message = \"Recipient domain ${rcpt_domain} is not served here.\"\n}\n"
-		"rule \"bad-sender\" { when = 'from == \"x@bad.example\"' action = reject }\n");
+	        "rule \"no-such-domain\" {\n"
+	        "  when = 'rcpt_domain in [\"example.invalid\", \".test\"]'\n"
+	        "  action = reject\n  code = 550\n  xcode = \"5.1.2\"\n"
+	        "  message = \"Recipient domain ${rcpt_domain} is not served here.\"\n}\n"
+	        "rule \"bad-sender\" { when = 'from == \"x@bad.example\"' action = reject }\n");
 	struct conn *c;
 	(void)state;
 
@@ -610,9 +619,9 @@ static void test_reject_log_line(void **state)
 	assert_int_equal(nlog, 1);
 	assert_int_equal(logpri[0], LOG_INFO);
 	assert_string_equal(logbuf[0],
-			    "3F2A81C0D4: reject: RCPT from host.example[192.0.2.7]: 550 5.1.2 "
-			    "<u@example.invalid>: Recipient domain example.invalid is not served "
-			    "here.; rule=no-such-domain from=<a@b.example> helo=<x>");
+	                    "3F2A81C0D4: reject: RCPT from host.example[192.0.2.7]: 550 5.1.2 "
+	                    "<u@example.invalid>: Recipient domain example.invalid is not served "
+	                    "here.; rule=no-such-domain from=<a@b.example> helo=<x>");
 	conn_free(c);
 
 	/* no queue id yet at MAIL: NOQUEUE, as Postfix logs */
@@ -623,8 +632,8 @@ static void test_reject_log_line(void **state)
 	assert_int_equal(mail(c, "<x@bad.example>", NULL), ACTION_REJECT);
 	assert_int_equal(nlog, 1);
 	assert_string_equal(logbuf[0], "NOQUEUE: reject: MAIL from host.example[192.0.2.7]: 550 "
-				       "5.7.1 <x@bad.example>: Rejected by policy; rule=bad-sender "
-				       "from=<x@bad.example> helo=<y>");
+	                               "5.7.1 <x@bad.example>: Rejected by policy; rule=bad-sender "
+	                               "from=<x@bad.example> helo=<y>");
 	conn_free(c);
 	policy_unref(p);
 }
@@ -633,22 +642,26 @@ static void test_reject_log_line(void **state)
 
 static void test_dry_run_tag_add_header_quarantine(void **state)
 {
-	struct policy *p = load(
-		"rule \"dry\" { when = 'from_domain == \"x.example\"' action = reject dry_run = true\n"
-		"  tag = \"dry\" add_header = { \"X-Dry: 1\" } }\n"
-		"rule \"tag\" { when = 'from_local == \"tagme\"' tag = \"t\" }\n"
-		"rule \"saw-dry\" { when = 'tagged(\"dry\")' action = reject message = \"dry applied\" }\n"
-		"rule \"saw-tag\" { when = 'tagged(\"t\") and rcpt == \"r@y.example\"' action = tempfail }\n"
-		"rule \"hdr\" { when = 'rcpt_count == 0' add_header = { \"X-Policy: ${rule} for ${rcpt}\" } }\n"
-		"rule \"hold\" { when = 'header(\"Subject\") =~ /hold/' action = quarantine\n"
-		"  quarantine = \"subject ${header(\\\"Subject\\\")}\" }\n");
+	struct policy *p =
+	        load("rule \"dry\" { when = 'from_domain == \"x.example\"' action = reject dry_run "
+	             "= true\n"
+	             "  tag = \"dry\" add_header = { \"X-Dry: 1\" } }\n"
+	             "rule \"tag\" { when = 'from_local == \"tagme\"' tag = \"t\" }\n"
+	             "rule \"saw-dry\" { when = 'tagged(\"dry\")' action = reject message = \"dry "
+	             "applied\" }\n"
+	             "rule \"saw-tag\" { when = 'tagged(\"t\") and rcpt == \"r@y.example\"' action "
+	             "= tempfail }\n"
+	             "rule \"hdr\" { when = 'rcpt_count == 0' add_header = { \"X-Policy: ${rule} "
+	             "for ${rcpt}\" } }\n"
+	             "rule \"hold\" { when = 'header(\"Subject\") =~ /hold/' action = quarantine\n"
+	             "  quarantine = \"subject ${header(\\\"Subject\\\")}\" }\n");
 	struct conn *c = open_conn(p, "192.0.2.9");
 	(void)state;
 
 	/* dry_run: logged, not acted on, and its modifiers not applied */
 	assert_int_equal(mail(c, "<tagme@x.example>", NULL), ACTION_CONTINUE);
 	assert_non_null(log_find("NOQUEUE: dry-run: MAIL from host.example[192.0.2.9]: "
-				 "<tagme@x.example>: would reject; rule=dry"));
+	                         "<tagme@x.example>: would reject; rule=dry"));
 	assert_non_null(log_find("(not applied)"));
 	assert_string_equal(added(c), "");
 	/* a tag set at mail is seen at rcpt */
@@ -665,7 +678,7 @@ static void test_dry_run_tag_add_header_quarantine(void **state)
 	assert_int_equal(finish(c), ACTION_CONTINUE);
 	assert_string_equal(conn_quarantine_reason(c), "subject please hold");
 	assert_non_null(log_find("quarantine: HEADER from host.example[192.0.2.9]: subject please "
-				 "hold; rule=hold"));
+	                         "hold; rule=hold"));
 	conn_free(c);
 	policy_unref(p);
 }
@@ -673,13 +686,13 @@ static void test_dry_run_tag_add_header_quarantine(void **state)
 /* ---- connection-level decisions ---- */
 
 static const char connect_rules[] =
-	"rule \"refuse\" { when = 'client_ip == \"192.0.2.66\"' action = reject code = 554\n"
-	"  message = \"go away ${client_ip}\" }\n"
-	"rule \"later\" { when = 'client_ip == \"192.0.2.67\"' action = tempfail code = 421 }\n"
-	"rule \"friend\" { when = 'client_ip == \"192.0.2.1\"' action = accept }\n"
-	"rule \"blackhole\" { when = 'client_ip == \"192.0.2.13\"' action = discard }\n"
-	"rule \"any-helo\" { when = 'helo =~ /./' action = reject message = \"helo\" }\n"
-	"rule \"any-mail\" { when = 'from =~ /./' action = reject message = \"mail\" }\n";
+        "rule \"refuse\" { when = 'client_ip == \"192.0.2.66\"' action = reject code = 554\n"
+        "  message = \"go away ${client_ip}\" }\n"
+        "rule \"later\" { when = 'client_ip == \"192.0.2.67\"' action = tempfail code = 421 }\n"
+        "rule \"friend\" { when = 'client_ip == \"192.0.2.1\"' action = accept }\n"
+        "rule \"blackhole\" { when = 'client_ip == \"192.0.2.13\"' action = discard }\n"
+        "rule \"any-helo\" { when = 'helo =~ /./' action = reject message = \"helo\" }\n"
+        "rule \"any-mail\" { when = 'from =~ /./' action = reject message = \"mail\" }\n";
 
 static void test_connect_reject_answered_at_helo(void **state)
 {
@@ -693,8 +706,8 @@ static void test_connect_reject_answered_at_helo(void **state)
 	assert_reply("554", "5.7.1", "go away 192.0.2.66");
 	assert_int_equal(nlog, 1);
 	assert_string_equal(logbuf[0], "NOQUEUE: reject: CONNECT from host.example[192.0.2.66]: "
-				       "554 5.7.1 go away 192.0.2.66; rule=refuse from=<> helo=<h> "
-				       "(answered at HELO)");
+	                               "554 5.7.1 go away 192.0.2.66; rule=refuse from=<> helo=<h> "
+	                               "(answered at HELO)");
 	/* and it stays refused */
 	assert_int_equal(mail(c, "<a@b>", NULL), ACTION_REJECT);
 	assert_reply("554", "5.7.1", "go away 192.0.2.66");
@@ -713,7 +726,7 @@ static void test_connect_reject_answered_at_mail(void **state)
 	assert_int_equal(mail(c, "<a@b>", NULL), ACTION_TEMPFAIL);
 	assert_reply("421", "4.7.1", "Try again later");
 	assert_non_null(log_find("tempfail: CONNECT from host.example[192.0.2.67]: 421 4.7.1 Try "
-				 "again later; rule=later"));
+	                         "again later; rule=later"));
 	assert_non_null(log_find("(answered at MAIL)"));
 	conn_free(c);
 	policy_unref(p);
@@ -740,9 +753,10 @@ static void test_accept_at_connect_ends_checks(void **state)
 
 static void test_discard(void **state)
 {
-	struct policy *p = load("rule \"blackhole\" { when = 'client_ip == \"192.0.2.13\"' action = discard }\n"
-				"rule \"d-rcpt\" { when = 'rcpt == \"trap@x\"' action = discard }\n"
-				"rule \"after\" { when = 'rcpt =~ /./' stage = eom action = reject }\n");
+	struct policy *p = load(
+	        "rule \"blackhole\" { when = 'client_ip == \"192.0.2.13\"' action = discard }\n"
+	        "rule \"d-rcpt\" { when = 'rcpt == \"trap@x\"' action = discard }\n"
+	        "rule \"after\" { when = 'rcpt =~ /./' stage = eom action = reject }\n");
 	struct conn *c = open_conn(p, "192.0.2.13");
 	(void)state;
 
@@ -770,8 +784,9 @@ static void test_discard(void **state)
 /* ---- on_error ---- */
 
 static const char redos_rules[] =
-	"rule \"redos\" { when = 'header(\"Subject\") =~ /(a+)+$/' action = reject }\n"
-	"rule \"next\" { when = 'header_count > 0' stage = header add_header = { \"X-Next: 1\" } }\n";
+        "rule \"redos\" { when = 'header(\"Subject\") =~ /(a+)+$/' action = reject }\n"
+        "rule \"next\" { when = 'header_count > 0' stage = header add_header = { \"X-Next: 1\" } "
+        "}\n";
 
 static enum action redos_session(struct policy *p, struct conn **cp)
 {
@@ -800,7 +815,7 @@ static void test_on_error_tempfail(void **state)
 	assert_non_null(strstr(l, "match limit"));
 	assert_non_null(strstr(l, "on_error=tempfail"));
 	assert_non_null(log_find("tempfail: HEADER from host.example[192.0.2.9]: 451 4.3.0 "
-				 "Temporary policy failure, please try again later; rule=redos"));
+	                         "Temporary policy failure, please try again later; rule=redos"));
 	conn_free(c);
 	policy_unref(p);
 }
@@ -826,10 +841,11 @@ static void test_on_error_continue(void **state)
 static void test_size_at_mail_and_eom(void **state)
 {
 	struct policy *p = load(
-		"rule \"declared\" { when = 'size > 1K' stage = mail action = reject code = 552\n"
-		"  xcode = \"5.3.4\" message = \"declared ${size}\" }\n"
-		"rule \"actual\" { when = 'size > 1K' action = reject code = 552 xcode = \"5.3.4\"\n"
-		"  message = \"actual ${size}\" }\n");
+	        "rule \"declared\" { when = 'size > 1K' stage = mail action = reject code = 552\n"
+	        "  xcode = \"5.3.4\" message = \"declared ${size}\" }\n"
+	        "rule \"actual\" { when = 'size > 1K' action = reject code = 552 xcode = "
+	        "\"5.3.4\"\n"
+	        "  message = \"actual ${size}\" }\n");
 	struct conn *c;
 	char big[1100];
 	(void)state;
@@ -863,21 +879,23 @@ static void test_size_at_mail_and_eom(void **state)
 static void test_stage_inference(void **state)
 {
 	struct policy *p = load(
-		"rule \"rh\" { when = 'rcpt_domain == \"x\" and helo == \"y\"' }\n"
-		"rule \"late\" { when = 'helo == \"y\"' stage = eom }\n"
-		"rule \"reply-rcpt\" { when = 'helo == \"z\"' action = reject message = \"${rcpt}\" }\n"
-		"rule \"hdr-rcpt\" { when = 'client_port > 0' add_header = { \"X-R: ${rcpt}\" } }\n"
-		"rule \"c\" { when = 'client_ip == \"1.2.3.4\"' }\n"
-		"rule \"tag-at-mail\" { when = 'from == \"a@b\"' tag = \"m\" }\n"
-		"rule \"uses-tag\" { when = 'tagged(\"m\")' }\n"
-		"rule \"uses-tag-late\" { when = 'tagged(\"m\") or body contains \"x\"' }\n");
+	        "rule \"rh\" { when = 'rcpt_domain == \"x\" and helo == \"y\"' }\n"
+	        "rule \"late\" { when = 'helo == \"y\"' stage = eom }\n"
+	        "rule \"reply-rcpt\" { when = 'helo == \"z\"' action = reject message = "
+	        "\"${rcpt}\" }\n"
+	        "rule \"hdr-rcpt\" { when = 'client_port > 0' add_header = { \"X-R: ${rcpt}\" } }\n"
+	        "rule \"c\" { when = 'client_ip == \"1.2.3.4\"' }\n"
+	        "rule \"tag-at-mail\" { when = 'from == \"a@b\"' tag = \"m\" }\n"
+	        "rule \"uses-tag\" { when = 'tagged(\"m\")' }\n"
+	        "rule \"uses-tag-late\" { when = 'tagged(\"m\") or body contains \"x\"' }\n");
 	static const struct {
 		const char *name;
 		enum stage stage;
 	} want[] = {
-		{"rh", STAGE_RCPT},        {"late", STAGE_EOM},      {"reply-rcpt", STAGE_RCPT},
-		{"hdr-rcpt", STAGE_RCPT},  {"c", STAGE_CONNECT},     {"tag-at-mail", STAGE_MAIL},
-		{"uses-tag", STAGE_MAIL},  {"uses-tag-late", STAGE_BODY},
+	        {"rh", STAGE_RCPT},         {"late", STAGE_EOM},
+	        {"reply-rcpt", STAGE_RCPT}, {"hdr-rcpt", STAGE_RCPT},
+	        {"c", STAGE_CONNECT},       {"tag-at-mail", STAGE_MAIL},
+	        {"uses-tag", STAGE_MAIL},   {"uses-tag-late", STAGE_BODY},
 	};
 	(void)state;
 
@@ -886,18 +904,19 @@ static void test_stage_inference(void **state)
 		assert_string_equal(p->rules[i]->name, want[i].name);
 		if (p->rules[i]->stage != want[i].stage)
 			fail_msg("rule %s: stage %s, expected %s", want[i].name,
-				 stage_name(p->rules[i]->stage), stage_name(want[i].stage));
+			         stage_name(p->rules[i]->stage), stage_name(want[i].stage));
 	}
 	policy_unref(p);
 }
 
 static void test_stage_too_early_is_an_error(void **state)
 {
-	char *path = write_rules("early.rules", "\n"
-						"rule \"early\" {\n"
-						"  when = 'rcpt_domain == \"x\" and helo == \"y\"'\n"
-						"  stage = helo\n"
-						"}\n");
+	char *path =
+	        write_rules("early.rules", "\n"
+	                                   "rule \"early\" {\n"
+	                                   "  when = 'rcpt_domain == \"x\" and helo == \"y\"'\n"
+	                                   "  stage = helo\n"
+	                                   "}\n");
 	struct config cfg = {0};
 	struct diag *d = diag_new();
 	(void)state;
@@ -908,9 +927,10 @@ static void test_stage_too_early_is_an_error(void **state)
 	assert_null(policy_load(&cfg, d));
 	assert_int_equal(diag_count(d), 1);
 	assert_true(strncmp(diag_line(d, 0), path, strlen(path)) == 0);
-	assert_string_equal(diag_line(d, 0) + strlen(path),
-			    ":4: rule 'early': stage helo is too early: the rule uses a field first "
-			    "known at stage rcpt");
+	assert_string_equal(
+	        diag_line(d, 0) + strlen(path),
+	        ":4: rule 'early': stage helo is too early: the rule uses a field first "
+	        "known at stage rcpt");
 	diag_free(d);
 	unlink(path);
 	free(path);
@@ -919,24 +939,24 @@ static void test_stage_too_early_is_an_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_every_stage, reset),
-		cmocka_unit_test_setup(test_actions_and_first_match, reset),
-		cmocka_unit_test_setup(test_files_in_sorted_order, reset),
-		cmocka_unit_test_setup(test_per_recipient, reset),
-		cmocka_unit_test_setup(test_reset_between_messages, reset),
-		cmocka_unit_test_setup(test_lists_through_rules, reset),
-		cmocka_unit_test_setup(test_replies, reset),
-		cmocka_unit_test_setup(test_reject_log_line, reset),
-		cmocka_unit_test_setup(test_dry_run_tag_add_header_quarantine, reset),
-		cmocka_unit_test_setup(test_connect_reject_answered_at_helo, reset),
-		cmocka_unit_test_setup(test_connect_reject_answered_at_mail, reset),
-		cmocka_unit_test_setup(test_accept_at_connect_ends_checks, reset),
-		cmocka_unit_test_setup(test_discard, reset),
-		cmocka_unit_test_setup(test_on_error_tempfail, reset),
-		cmocka_unit_test_setup(test_on_error_continue, reset),
-		cmocka_unit_test_setup(test_size_at_mail_and_eom, reset),
-		cmocka_unit_test_setup(test_stage_inference, reset),
-		cmocka_unit_test_setup(test_stage_too_early_is_an_error, reset),
+	        cmocka_unit_test_setup(test_every_stage, reset),
+	        cmocka_unit_test_setup(test_actions_and_first_match, reset),
+	        cmocka_unit_test_setup(test_files_in_sorted_order, reset),
+	        cmocka_unit_test_setup(test_per_recipient, reset),
+	        cmocka_unit_test_setup(test_reset_between_messages, reset),
+	        cmocka_unit_test_setup(test_lists_through_rules, reset),
+	        cmocka_unit_test_setup(test_replies, reset),
+	        cmocka_unit_test_setup(test_reject_log_line, reset),
+	        cmocka_unit_test_setup(test_dry_run_tag_add_header_quarantine, reset),
+	        cmocka_unit_test_setup(test_connect_reject_answered_at_helo, reset),
+	        cmocka_unit_test_setup(test_connect_reject_answered_at_mail, reset),
+	        cmocka_unit_test_setup(test_accept_at_connect_ends_checks, reset),
+	        cmocka_unit_test_setup(test_discard, reset),
+	        cmocka_unit_test_setup(test_on_error_tempfail, reset),
+	        cmocka_unit_test_setup(test_on_error_continue, reset),
+	        cmocka_unit_test_setup(test_size_at_mail_and_eom, reset),
+	        cmocka_unit_test_setup(test_stage_inference, reset),
+	        cmocka_unit_test_setup(test_stage_too_early_is_an_error, reset),
 	};
 	int rc = cmocka_run_group_tests(tests, setup, teardown);
 

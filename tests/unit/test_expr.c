@@ -111,8 +111,8 @@ static const char *fake_macro(void *ctx, const char *name)
 }
 
 static struct macros mtab = {
-	{"{auth_authen}", "i", "{tls_version}", "{mycro}"},
-	{"Alice", "4ABC12", "TLSv1.3", "X-42"},
+        {"{auth_authen}", "i", "{tls_version}", "{mycro}"},
+        {"Alice", "4ABC12", "TLSv1.3", "X-42"},
 };
 
 /* A policy without rules: conn_run() only moves the connection from stage to stage. */
@@ -173,15 +173,15 @@ static enum expr_result eval(struct conn *c, const char *src)
 	return r;
 }
 
-#define assert_true_expr(c, src)                                                          \
-	do {                                                                               \
-		if (eval(c, src) != EXPR_TRUE)                                             \
-			fail_msg("expected true: %s", src);                                \
+#define assert_true_expr(c, src)                                                                   \
+	do {                                                                                       \
+		if (eval(c, src) != EXPR_TRUE)                                                     \
+			fail_msg("expected true: %s", src);                                        \
 	} while (0)
-#define assert_false_expr(c, src)                                                         \
-	do {                                                                               \
-		if (eval(c, src) != EXPR_FALSE)                                            \
-			fail_msg("expected false: %s", src);                               \
+#define assert_false_expr(c, src)                                                                  \
+	do {                                                                                       \
+		if (eval(c, src) != EXPR_FALSE)                                                    \
+			fail_msg("expected false: %s", src);                                       \
 	} while (0)
 
 /* ---- parsing ---- */
@@ -189,30 +189,30 @@ static enum expr_result eval(struct conn *c, const char *src)
 static void test_every_operator_compiles(void **state)
 {
 	static const char *const ok[] = {
-		"helo == \"x\"",
-		"helo != \"x\"",
-		"helo =~ /^x$/",
-		"helo !~ /^x$/i",
-		"helo contains \"x\"",
-		"helo in [\"x\", \".y\"]",
-		"client_ip in @nets",
-		"client_port < 10",
-		"client_port <= 10",
-		"size > 1K",
-		"size >= 2M",
-		"size == 1G",
-		"exists header(\"Subject\")",
-		"not helo == \"x\"",
-		"helo == \"a\" and helo == \"b\"",
-		"helo == \"a\" or helo == \"b\"",
-		"(helo == \"a\")",
-		"tagged(\"seen\")",
-		"helo=~/x/msix",
-		"  helo  ==  \"x\"  ",
-		"helo in []",
-		"client_port in [25, 587]",
-		"header(\"Subject\") == \"say \\\"hi\\\" \\\\ bye\"",
-		"helo =~ /a\\/b/",
+	        "helo == \"x\"",
+	        "helo != \"x\"",
+	        "helo =~ /^x$/",
+	        "helo !~ /^x$/i",
+	        "helo contains \"x\"",
+	        "helo in [\"x\", \".y\"]",
+	        "client_ip in @nets",
+	        "client_port < 10",
+	        "client_port <= 10",
+	        "size > 1K",
+	        "size >= 2M",
+	        "size == 1G",
+	        "exists header(\"Subject\")",
+	        "not helo == \"x\"",
+	        "helo == \"a\" and helo == \"b\"",
+	        "helo == \"a\" or helo == \"b\"",
+	        "(helo == \"a\")",
+	        "tagged(\"seen\")",
+	        "helo=~/x/msix",
+	        "  helo  ==  \"x\"  ",
+	        "helo in []",
+	        "client_port in [25, 587]",
+	        "header(\"Subject\") == \"say \\\"hi\\\" \\\\ bye\"",
+	        "helo =~ /a\\/b/",
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
@@ -225,43 +225,43 @@ static void test_every_field_and_its_stage(void **state)
 		const char *src;
 		enum stage stage;
 	} t[] = {
-		{"client_ip == \"192.0.2.1\"", STAGE_CONNECT},
-		{"client_name == \"x\"", STAGE_CONNECT},
-		{"client_port == 25", STAGE_CONNECT},
-		{"helo == \"x\"", STAGE_HELO},
-		{"from == \"x\"", STAGE_MAIL},
-		{"from_local == \"x\"", STAGE_MAIL},
-		{"from_domain == \"x\"", STAGE_MAIL},
-		{"auth_user == \"x\"", STAGE_MAIL},
-		{"rcpt == \"x\"", STAGE_RCPT},
-		{"rcpt_local == \"x\"", STAGE_RCPT},
-		{"rcpt_domain == \"x\"", STAGE_RCPT},
-		{"rcpt_count > 1", STAGE_RCPT},
-		{"header(\"Subject\") == \"x\"", STAGE_HEADER},
-		{"exists header(\"Subject\")", STAGE_HEADER},
-		{"header_count > 1", STAGE_HEADER},
-		{"body contains \"x\"", STAGE_BODY},
-		{"size > 1", STAGE_EOM},
-		{"macro(\"j\") == \"x\"", STAGE_CONNECT},
-		{"macro(\"{auth_type}\") == \"x\"", STAGE_MAIL},
-		{"macro(\"{mail_mailer}\") == \"x\"", STAGE_MAIL},
-		{"macro(\"{rcpt_mailer}\") == \"x\"", STAGE_RCPT},
-		{"macro(\"{tls_version}\") == \"x\"", STAGE_HELO},
-		{"macro(\"{cert_subject}\") == \"x\"", STAGE_HELO},
-		{"queue_id == \"x\"", STAGE_CONNECT},
-		{"tls_version == \"x\"", STAGE_HELO},
-		{"tagged(\"seen\")", STAGE_MAIL},
-		{"helo == \"x\" and rcpt_domain == \"y\"", STAGE_RCPT},
-		{"rcpt_domain == \"y\" or client_ip == \"192.0.2.1\"", STAGE_RCPT},
-		{"not body contains \"x\"", STAGE_BODY},
-		{"(helo == \"x\" or from == \"y\") and client_port > 1", STAGE_MAIL},
+	        {"client_ip == \"192.0.2.1\"", STAGE_CONNECT},
+	        {"client_name == \"x\"", STAGE_CONNECT},
+	        {"client_port == 25", STAGE_CONNECT},
+	        {"helo == \"x\"", STAGE_HELO},
+	        {"from == \"x\"", STAGE_MAIL},
+	        {"from_local == \"x\"", STAGE_MAIL},
+	        {"from_domain == \"x\"", STAGE_MAIL},
+	        {"auth_user == \"x\"", STAGE_MAIL},
+	        {"rcpt == \"x\"", STAGE_RCPT},
+	        {"rcpt_local == \"x\"", STAGE_RCPT},
+	        {"rcpt_domain == \"x\"", STAGE_RCPT},
+	        {"rcpt_count > 1", STAGE_RCPT},
+	        {"header(\"Subject\") == \"x\"", STAGE_HEADER},
+	        {"exists header(\"Subject\")", STAGE_HEADER},
+	        {"header_count > 1", STAGE_HEADER},
+	        {"body contains \"x\"", STAGE_BODY},
+	        {"size > 1", STAGE_EOM},
+	        {"macro(\"j\") == \"x\"", STAGE_CONNECT},
+	        {"macro(\"{auth_type}\") == \"x\"", STAGE_MAIL},
+	        {"macro(\"{mail_mailer}\") == \"x\"", STAGE_MAIL},
+	        {"macro(\"{rcpt_mailer}\") == \"x\"", STAGE_RCPT},
+	        {"macro(\"{tls_version}\") == \"x\"", STAGE_HELO},
+	        {"macro(\"{cert_subject}\") == \"x\"", STAGE_HELO},
+	        {"queue_id == \"x\"", STAGE_CONNECT},
+	        {"tls_version == \"x\"", STAGE_HELO},
+	        {"tagged(\"seen\")", STAGE_MAIL},
+	        {"helo == \"x\" and rcpt_domain == \"y\"", STAGE_RCPT},
+	        {"rcpt_domain == \"y\" or client_ip == \"192.0.2.1\"", STAGE_RCPT},
+	        {"not body contains \"x\"", STAGE_BODY},
+	        {"(helo == \"x\" or from == \"y\") and client_port > 1", STAGE_MAIL},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		struct expr *e = compile(t[i].src);
 		if (expr_stage(e) != t[i].stage)
 			fail_msg("%s: stage %s, expected %s", t[i].src, stage_name(expr_stage(e)),
-				 stage_name(t[i].stage));
+			         stage_name(t[i].stage));
 		expr_free(e);
 	}
 }
@@ -304,7 +304,7 @@ static void test_macros_listed(void **state)
 {
 	struct seen_macros s = {0};
 	struct expr *e =
-		compile("macro(\"{a}\") == \"1\" or (helo == \"x\" and not macro(\"b\") =~ /y/)");
+	        compile("macro(\"{a}\") == \"1\" or (helo == \"x\" and not macro(\"b\") =~ /y/)");
 	(void)state;
 	expr_macros(e, collect, &s);
 	assert_int_equal(s.n, 2);
@@ -318,43 +318,42 @@ static void test_errors_name_the_column(void **state)
 	static const struct {
 		const char *src, *err;
 	} t[] = {
-		{"clinet_ip == \"x\"", "unknown field 'clinet_ip' at column 1"},
-		{"helo == \"x\" and rule == \"y\"", "unknown field 'rule' at column 17"},
-		{"", "expected a field name, found the end of the condition at column 1"},
-		{"   ", "expected a field name, found the end of the condition at column 4"},
-		{"helo == \"x\" and",
-		 "expected a field name, found the end of the condition at column 16"},
-		{"not", "expected a field name, found the end of the condition at column 4"},
-		{"== \"x\"", "expected a field name, found '=' at column 1"},
-		{"helo", "expected an operator after helo (the condition ends here) at column 5"},
-		{"helo ~= \"x\"", "expected an operator after helo at column 6"},
-		{"helo == \"x", "unterminated string at column 9"},
-		{"helo == x", "expected a \"string\" at column 9"},
-		{"helo < 5", "helo is not a number: <, <=, >, >= compare numbers at column 6"},
-		{"client_port < \"x\"", "expected a number at column 15"},
-		{"size > 10X", "bad number '10X' (digits with an optional K, M or G) at column 8"},
-		{"(helo == \"x\"", "expected ')' at column 13"},
-		{"helo == \"x\")", "unexpected ')' at column 12"},
-		{"helo == \"x\" helo == \"y\"", "unexpected 'helo == \"y\"' at column 13"},
-		{"helo =~ \"x\"", "expected a /regex/ after the operator at column 9"},
-		{"helo =~ /abc", "unterminated regex at column 9"},
-		{"helo =~ /x/q", "unknown regex flag 'q' (use i, m, s or x) at column 12"},
-		{"helo =~ /a(b/",
-		 "bad regex: missing closing parenthesis at column 13"},
-		{"helo in \"x\"", "expected [ ... ] or @list after 'in' at column 9"},
-		{"helo in @nolist", "unknown list '@nolist' at column 9"},
-		{"helo in @", "expected a list name after '@' at column 10"},
-		{"helo in [\"a\" \"b\"]", "expected ',' or ']' in list at column 14"},
-		{"client_ip in [\"10.0.0.0/33\"]",
-		 "bad CIDR '10.0.0.0/33': prefix length must be 0..32 at column 15"},
-		{"header == \"x\"", "header needs an argument, as in header(\"name\") at column 8"},
-		{"header(\"\") == \"x\"", "header(\"\") needs a name at column 1"},
-		{"header(\"a\" == \"x\"", "expected ')' at column 12"},
-		{"tagged(\"nope\")", "tag \"nope\" is not set by any earlier rule at column 8"},
-		{"tagged \"seen\"", "tagged needs an argument, as in tagged(\"name\") at column 8"},
-		{"helo in [\"a\",]", "expected a \"string\" at column 14"},
-		/* last: the column of the field after "exists" (currently 7, the space) */
-		{"exists helo", "exists takes header(\"Name\"), not helo at column 8"},
+	        {"clinet_ip == \"x\"", "unknown field 'clinet_ip' at column 1"},
+	        {"helo == \"x\" and rule == \"y\"", "unknown field 'rule' at column 17"},
+	        {"", "expected a field name, found the end of the condition at column 1"},
+	        {"   ", "expected a field name, found the end of the condition at column 4"},
+	        {"helo == \"x\" and",
+	         "expected a field name, found the end of the condition at column 16"},
+	        {"not", "expected a field name, found the end of the condition at column 4"},
+	        {"== \"x\"", "expected a field name, found '=' at column 1"},
+	        {"helo", "expected an operator after helo (the condition ends here) at column 5"},
+	        {"helo ~= \"x\"", "expected an operator after helo at column 6"},
+	        {"helo == \"x", "unterminated string at column 9"},
+	        {"helo == x", "expected a \"string\" at column 9"},
+	        {"helo < 5", "helo is not a number: <, <=, >, >= compare numbers at column 6"},
+	        {"client_port < \"x\"", "expected a number at column 15"},
+	        {"size > 10X", "bad number '10X' (digits with an optional K, M or G) at column 8"},
+	        {"(helo == \"x\"", "expected ')' at column 13"},
+	        {"helo == \"x\")", "unexpected ')' at column 12"},
+	        {"helo == \"x\" helo == \"y\"", "unexpected 'helo == \"y\"' at column 13"},
+	        {"helo =~ \"x\"", "expected a /regex/ after the operator at column 9"},
+	        {"helo =~ /abc", "unterminated regex at column 9"},
+	        {"helo =~ /x/q", "unknown regex flag 'q' (use i, m, s or x) at column 12"},
+	        {"helo =~ /a(b/", "bad regex: missing closing parenthesis at column 13"},
+	        {"helo in \"x\"", "expected [ ... ] or @list after 'in' at column 9"},
+	        {"helo in @nolist", "unknown list '@nolist' at column 9"},
+	        {"helo in @", "expected a list name after '@' at column 10"},
+	        {"helo in [\"a\" \"b\"]", "expected ',' or ']' in list at column 14"},
+	        {"client_ip in [\"10.0.0.0/33\"]",
+	         "bad CIDR '10.0.0.0/33': prefix length must be 0..32 at column 15"},
+	        {"header == \"x\"", "header needs an argument, as in header(\"name\") at column 8"},
+	        {"header(\"\") == \"x\"", "header(\"\") needs a name at column 1"},
+	        {"header(\"a\" == \"x\"", "expected ')' at column 12"},
+	        {"tagged(\"nope\")", "tag \"nope\" is not set by any earlier rule at column 8"},
+	        {"tagged \"seen\"", "tagged needs an argument, as in tagged(\"name\") at column 8"},
+	        {"helo in [\"a\",]", "expected a \"string\" at column 14"},
+	        /* last: the column of the field after "exists" (currently 7, the space) */
+	        {"exists helo", "exists takes header(\"Name\"), not helo at column 8"},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
@@ -372,8 +371,8 @@ static void test_bad_named_list_reports_entries(void **state)
 	assert_string_equal(err, "list '@badnets' has bad entries");
 	assert_int_equal(diag_count(est.diag), n + 1);
 	assert_string_equal(diag_line(est.diag, n),
-			    "test.rules:6: list 'badnets': bad CIDR '10.0.0.0/33': prefix length "
-			    "must be 0..32");
+	                    "test.rules:6: list 'badnets': bad CIDR '10.0.0.0/33': prefix length "
+	                    "must be 0..32");
 	/* asked again, the list stays bad without a second message */
 	e = expr_compile("client_ip in @badnets", &env, est.diag, err, sizeof(err));
 	assert_null(e);
@@ -392,7 +391,8 @@ static void test_precedence(void **state)
 	assert_true_expr(c, "helo == \"mail.client.example\"");
 	/* and binds tighter than or: T or (F and F) */
 	assert_true_expr(c, "helo == \"mail.client.example\" or helo == \"y\" and helo == \"z\"");
-	assert_false_expr(c, "(helo == \"mail.client.example\" or helo == \"y\") and helo == \"z\"");
+	assert_false_expr(c,
+	                  "(helo == \"mail.client.example\" or helo == \"y\") and helo == \"z\"");
 	/* not binds tighter than and: (not F) and F */
 	assert_false_expr(c, "not helo == \"y\" and helo == \"z\"");
 	assert_true_expr(c, "not (helo == \"y\" and helo == \"z\")");
@@ -403,7 +403,7 @@ static void test_precedence(void **state)
 	/* left to right for a chain of the same operator */
 	assert_true_expr(c, "helo == \"a\" or helo == \"b\" or client_port == 40025");
 	assert_false_expr(c, "client_port == 40025 and helo == \"mail.client.example\" and "
-			     "helo == \"c\"");
+	                     "helo == \"c\"");
 	assert_true_expr(c, "((((client_port == 40025))))");
 	conn_free(c);
 }
@@ -590,19 +590,19 @@ static void test_regex_match_limit_is_an_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_operator_compiles),
-		cmocka_unit_test(test_every_field_and_its_stage),
-		cmocka_unit_test(test_min_stage_size),
-		cmocka_unit_test(test_macros_listed),
-		cmocka_unit_test(test_errors_name_the_column),
-		cmocka_unit_test(test_bad_named_list_reports_entries),
-		cmocka_unit_test(test_precedence),
-		cmocka_unit_test(test_operators),
-		cmocka_unit_test(test_regex_flags_m_s),
-		cmocka_unit_test(test_field_values),
-		cmocka_unit_test(test_rcpt_at_rcpt_is_current),
-		cmocka_unit_test(test_body_chunks_and_limit),
-		cmocka_unit_test(test_regex_match_limit_is_an_error),
+	        cmocka_unit_test(test_every_operator_compiles),
+	        cmocka_unit_test(test_every_field_and_its_stage),
+	        cmocka_unit_test(test_min_stage_size),
+	        cmocka_unit_test(test_macros_listed),
+	        cmocka_unit_test(test_errors_name_the_column),
+	        cmocka_unit_test(test_bad_named_list_reports_entries),
+	        cmocka_unit_test(test_precedence),
+	        cmocka_unit_test(test_operators),
+	        cmocka_unit_test(test_regex_flags_m_s),
+	        cmocka_unit_test(test_field_values),
+	        cmocka_unit_test(test_rcpt_at_rcpt_is_current),
+	        cmocka_unit_test(test_body_chunks_and_limit),
+	        cmocka_unit_test(test_regex_match_limit_is_an_error),
 	};
 	int rc = cmocka_run_group_tests(tests, env_setup, env_teardown);
 

@@ -117,10 +117,12 @@ static void test_ref_counting(void **state)
 
 static void test_install_swaps_under_a_connection(void **state)
 {
-	struct policy *p1 = load_text("v1.rules", "rule \"v1\" { when = 'helo =~ /./' action = reject "
-						  "message = \"version one\" }\n");
-	struct policy *p2 = load_text("v2.rules", "rule \"v2\" { when = 'helo =~ /./' action = reject "
-						  "message = \"version two\" }\n");
+	struct policy *p1 =
+	        load_text("v1.rules", "rule \"v1\" { when = 'helo =~ /./' action = reject "
+	                              "message = \"version one\" }\n");
+	struct policy *p2 =
+	        load_text("v2.rules", "rule \"v2\" { when = 'helo =~ /./' action = reject "
+	                              "message = \"version two\" }\n");
 	struct policy *cur;
 	struct conn *old, *fresh;
 	(void)state;
@@ -196,7 +198,7 @@ static void test_concurrent_readers(void **state)
 	pthread_t th[4];
 	struct reader rd[4];
 	struct policy *base = load_text("c.rules", "rule \"c\" { when = 'helo == \"x\"' action = "
-						   "reject }\n");
+	                                           "reject }\n");
 	(void)state;
 
 	policy_install(base);
@@ -208,7 +210,7 @@ static void test_concurrent_readers(void **state)
 		struct policy *cur = policy_current();
 		/* a new snapshot sharing nothing with the old one */
 		struct policy *p = load_text("c.rules", "rule \"c\" { when = 'helo == \"x\"' "
-							"action = reject }\n");
+		                                        "action = reject }\n");
 		policy_unref(cur);
 		policy_install(p);
 	}
@@ -222,10 +224,11 @@ static void test_concurrent_readers(void **state)
 
 static void test_summary_and_macros(void **state)
 {
-	char *a = write_file("10-a.rules", "list \"l\" { items = { \"a.example\", \"b.example\" } }\n"
-					   "rule \"r1\" { when = 'helo in @l' }\n"
-					   "rule \"r2\" { when = 'macro(\"{foo}\") == \"1\" and "
-					   "macro(\"{auth_type}\") == \"x\"' }\n");
+	char *a =
+	        write_file("10-a.rules", "list \"l\" { items = { \"a.example\", \"b.example\" } }\n"
+	                                 "rule \"r1\" { when = 'helo in @l' }\n"
+	                                 "rule \"r2\" { when = 'macro(\"{foo}\") == \"1\" and "
+	                                 "macro(\"{auth_type}\") == \"x\"' }\n");
 	char *b = write_file("20-b.rules", "rule \"r3\" { when = 'macro(\"{foo}\") == \"2\"' }\n");
 	char pattern[128], *pp = pattern;
 	char buf[128];
@@ -240,7 +243,7 @@ static void test_summary_and_macros(void **state)
 	assert_string_equal(buf, "2 files, 3 rules, 1 list (2 entries)");
 	/* a macro a rule reads is asked for at its stage, once; the base set stays */
 	assert_string_equal(p->macros[STAGE_MAIL],
-			    "i {auth_type} {auth_authen} {auth_author} {mail_addr} {foo}");
+	                    "i {auth_type} {auth_authen} {auth_author} {mail_addr} {foo}");
 	assert_non_null(strstr(p->macros[STAGE_CONNECT], "{foo}"));
 	assert_null(strstr(strstr(p->macros[STAGE_CONNECT], "{foo}") + 1, "{foo}"));
 	assert_int_equal(p->on_error, ON_ERROR_TEMPFAIL);
@@ -281,12 +284,13 @@ static void test_loader_failures(void **state)
 	char *good1 = write_file("10-good.rules", "rule \"g1\" { when = 'helo == \"x\"' }\n");
 	char *bad1 = write_file("20-bad.rules", "rule \"b1\" {\n  when = 'helo == '\n}\n");
 	char *good2 = write_file("30-good.rules", "rule \"g2\" { when = 'helo == \"y\"' }\n");
-	char *bad2 = write_file("40-bad.rules", "rule \"b2\" { when = 'helo == \"y\"' action = nope }\n");
+	char *bad2 = write_file("40-bad.rules",
+	                        "rule \"b2\" { when = 'helo == \"y\"' action = nope }\n");
 	char *installed_before;
 	char *pats[3];
 	struct diag *d;
 	struct policy *keep = load_text("keep.rules", "rule \"keep\" { when = 'helo == \"x\"' }\n"),
-		      *cur;
+	              *cur;
 	(void)state;
 
 	policy_install(keep);
@@ -296,8 +300,9 @@ static void test_loader_failures(void **state)
 	pats[0] = "/nonexistent/milter-policy/x.rules";
 	assert_null(load(pats, 1, d));
 	assert_int_equal(diag_count(d), 1);
-	assert_string_equal(diag_line(d, 0), "/etc/milter-policy/milter-policy.conf: policies: "
-					     "'/nonexistent/milter-policy/x.rules' matches no file");
+	assert_string_equal(diag_line(d, 0),
+	                    "/etc/milter-policy/milter-policy.conf: policies: "
+	                    "'/nonexistent/milter-policy/x.rules' matches no file");
 	diag_free(d);
 
 	/* a glob matching nothing */
@@ -306,7 +311,7 @@ static void test_loader_failures(void **state)
 	assert_null(load(pats, 1, d));
 	assert_int_equal(diag_count(d), 1);
 	assert_string_equal(rel(diag_line(d, 0)), "/etc/milter-policy/milter-policy.conf: "
-						  "policies: '*.nomatch' matches no file");
+	                                          "policies: '*.nomatch' matches no file");
 	diag_free(d);
 
 	/* broken files among good ones: every error, no snapshot */
@@ -315,10 +320,11 @@ static void test_loader_failures(void **state)
 	assert_null(load(&pats[1], 1, d));
 	assert_int_equal(diag_count(d), 2);
 	assert_string_equal(rel(diag_line(d, 0)),
-			    "20-bad.rules:2: rule 'b1': when: expected a \"string\" at column 9");
-	assert_string_equal(rel(diag_line(d, 1)),
-			    "40-bad.rules:1: rule 'b2': unknown action 'nope' (use continue, accept, "
-			    "reject, tempfail, discard or quarantine)");
+	                    "20-bad.rules:2: rule 'b1': when: expected a \"string\" at column 9");
+	assert_string_equal(
+	        rel(diag_line(d, 1)),
+	        "40-bad.rules:1: rule 'b2': unknown action 'nope' (use continue, accept, "
+	        "reject, tempfail, discard or quarantine)");
 	diag_free(d);
 
 	/* a pattern matching nothing and broken files: still every error */
@@ -333,11 +339,11 @@ static void test_loader_failures(void **state)
 	/* an unreadable list file named by a good rule file */
 	d = diag_new();
 	pats[2] = write_file("list.rules2", "list \"l\" { file = \"missing.list\" }\n"
-					    "rule \"l\" { when = 'helo in @l' }\n");
+	                                    "rule \"l\" { when = 'helo in @l' }\n");
 	assert_null(load(&pats[2], 1, d));
 	assert_int_equal(diag_count(d), 1);
 	assert_string_equal(rel(diag_line(d, 0)),
-			    "missing.list: cannot read: No such file or directory");
+	                    "missing.list: cannot read: No such file or directory");
 	diag_free(d);
 
 	/* the installed snapshot is untouched by failed loads */
@@ -369,11 +375,11 @@ static void test_loader_failures(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ref_counting),
-		cmocka_unit_test(test_install_swaps_under_a_connection),
-		cmocka_unit_test(test_concurrent_readers),
-		cmocka_unit_test(test_summary_and_macros),
-		cmocka_unit_test(test_loader_failures),
+	        cmocka_unit_test(test_ref_counting),
+	        cmocka_unit_test(test_install_swaps_under_a_connection),
+	        cmocka_unit_test(test_concurrent_readers),
+	        cmocka_unit_test(test_summary_and_macros),
+	        cmocka_unit_test(test_loader_failures),
 	};
 	int rc = cmocka_run_group_tests(tests, setup, teardown);
 
