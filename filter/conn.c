@@ -646,8 +646,6 @@ static bool answer_earlier(struct conn *c, enum stage s, struct conn_verdict *v)
 
 void conn_error_verdict(struct conn *c, enum stage s, const char *why, struct conn_verdict *v)
 {
-	static const char *const text[] = {"Temporary policy failure, please try again later"};
-
 	memset(v, 0, sizeof(*v));
 	if (c->policy->on_error == ON_ERROR_CONTINUE) {
 		log_msg(LOG_ERR, "error at %s from %s[%s]: %s; on_error=continue: going on",
@@ -661,7 +659,8 @@ void conn_error_verdict(struct conn *c, enum stage s, const char *why, struct co
 	snprintf(v->reply.code, sizeof(v->reply.code), "451");
 	snprintf(v->reply.xcode, sizeof(v->reply.xcode), "4.3.0");
 	v->reply.nlines = 1;
-	snprintf(v->reply.lines[0], sizeof(v->reply.lines[0]), "%s", text[0]);
+	snprintf(v->reply.lines[0], sizeof(v->reply.lines[0]),
+	         "Temporary policy failure, please try again later");
 }
 
 /* Evaluates one rule; true if it decided the stage. */

@@ -28,6 +28,8 @@
 /* Bounds on one regex match, so a pathological pattern cannot stall a worker thread. */
 #define EXPR_MATCH_LIMIT 1000000
 #define EXPR_DEPTH_LIMIT 10000
+/* Nesting of a condition: parsing and evaluation recurse this deep, on a worker's stack. */
+#define EXPR_MAX_NESTING 200
 
 enum node_kind { NODE_AND, NODE_OR, NODE_NOT, NODE_EXISTS, NODE_TAGGED, NODE_CMP };
 
@@ -37,7 +39,9 @@ struct expr {
 	enum node_kind kind;
 	enum stage stage;
 	enum stage min_stage;
-	struct expr *left, *right; /* AND, OR: both; NOT: left */
+	int height;                /* levels of nodes below and including this one */
+	struct expr **kids;        /* AND, OR: the operands; NOT: the one operand */
+	size_t nkids;
 	enum field_id field;       /* CMP, EXISTS */
 	char *arg;                 /* header or macro name */
 	enum cmp_op op;
@@ -59,6 +63,7 @@ struct parser {
 	char *err;
 	size_t errlen;
 	bool failed;
+	int nesting; /* parentheses and "not" open */
 };
 
 static struct expr *parse_or(struct parser *ps);
@@ -92,12 +97,48 @@ static struct expr *node_new(enum node_kind kind)
 	return e;
 }
 
+/*
+ * A node over its operands (one for NOT; any number for AND and OR, kept flat so that a long
+ * "a or b or c ..." costs no depth).  Takes over kids, an array of nkids nodes.
+ */
+static struct expr *node_join(struct parser *ps, enum node_kind kind, struct expr **kids,
+                              size_t nkids)
+{
+	struct expr *e = node_new(kind);
+
+	e->kids = kids;
+	e->nkids = nkids;
+	for (size_t i = 0; i < nkids; i++) {
+		if (kids[i]->height >= e->height)
+			e->height = kids[i]->height + 1;
+		if (kids[i]->stage > e->stage)
+			e->stage = kids[i]->stage;
+		if (kids[i]->min_stage > e->min_stage)
+			e->min_stage = kids[i]->min_stage;
+	}
+	if (e->height > EXPR_MAX_NESTING) {
+		fail(ps, ps->p, "condition too deep: more than %d nested levels", EXPR_MAX_NESTING);
+		expr_free(e);
+		return NULL;
+	}
+	return e;
+}
+
+static struct expr *node_not(struct parser *ps, struct expr *operand)
+{
+	struct expr **kids = mem_alloc(sizeof(*kids));
+
+	kids[0] = operand;
+	return node_join(ps, NODE_NOT, kids, 1);
+}
+
 void expr_free(struct expr *e)
 {
 	if (e == NULL)
 		return;
-	expr_free(e->left);
-	expr_free(e->right);
+	for (size_t i = 0; i < e->nkids; i++)
+		expr_free(e->kids[i]);
+	free(e->kids);
 	free(e->arg);
 	free(e->str);
 	pcre2_code_free(e->re);
@@ -532,38 +573,28 @@ static struct expr *parse_compare(struct parser *ps)
 		expr_free(e);
 		return NULL;
 	}
-	if (negate) {
-		struct expr *n = node_new(NODE_NOT);
-		n->left = e;
-		n->stage = e->stage;
-		n->min_stage = e->min_stage;
-		return n;
-	}
-	return e;
+	return negate ? node_not(ps, e) : e;
 }
 
 static struct expr *parse_unary(struct parser *ps)
 {
 	struct expr *e;
 
-	if (accept_word(ps, "not")) {
-		struct expr *inner = parse_unary(ps);
-		if (inner == NULL)
+	if (accept_word(ps, "not") || accept_char(ps, '(')) {
+		bool paren = ps->p[-1] == '(';
+		if (++ps->nesting > EXPR_MAX_NESTING) {
+			fail(ps, ps->p, "condition too deep: more than %d nested levels",
+			     EXPR_MAX_NESTING);
 			return NULL;
-		e = node_new(NODE_NOT);
-		e->left = inner;
-		e->stage = inner->stage;
-		e->min_stage = inner->min_stage;
-		return e;
-	}
-	if (accept_char(ps, '(')) {
-		e = parse_or(ps);
-		if (e != NULL && !accept_char(ps, ')')) {
+		}
+		e = paren ? parse_or(ps) : parse_unary(ps);
+		ps->nesting--;
+		if (e != NULL && paren && !accept_char(ps, ')')) {
 			fail(ps, ps->p, "expected ')'");
 			expr_free(e);
 			return NULL;
 		}
-		return e;
+		return e == NULL || paren ? e : node_not(ps, e);
 	}
 	if (accept_word(ps, "exists")) {
 		const char *at;
@@ -622,26 +653,30 @@ static struct expr *parse_unary(struct parser *ps)
 	return parse_compare(ps);
 }
 
+/* operand { word operand }, as one flat node when there are several. */
 static struct expr *parse_binary(struct parser *ps, const char *word, enum node_kind kind,
                                  struct expr *(*operand)(struct parser *))
 {
-	struct expr *left = operand(ps);
+	struct expr **kids = NULL;
+	size_t n = 0, cap = 0;
+	struct expr *e = operand(ps);
 
-	while (left != NULL && accept_word(ps, word)) {
-		struct expr *right = operand(ps), *e;
-		if (right == NULL) {
-			expr_free(left);
+	if (e == NULL || !accept_word(ps, word))
+		return e;
+	do {
+		mem_grow((void **)&kids, n, &cap, sizeof(*kids));
+		kids[n++] = e;
+		e = operand(ps);
+		if (e == NULL) {
+			while (n > 0)
+				expr_free(kids[--n]);
+			free(kids);
 			return NULL;
 		}
-		e = node_new(kind);
-		e->left = left;
-		e->right = right;
-		e->stage = left->stage > right->stage ? left->stage : right->stage;
-		e->min_stage =
-		        left->min_stage > right->min_stage ? left->min_stage : right->min_stage;
-		left = e;
-	}
-	return left;
+	} while (accept_word(ps, word));
+	mem_grow((void **)&kids, n, &cap, sizeof(*kids));
+	kids[n++] = e;
+	return node_join(ps, kind, kids, n);
 }
 
 static struct expr *parse_and(struct parser *ps)
@@ -657,7 +692,7 @@ static struct expr *parse_or(struct parser *ps)
 struct expr *expr_compile(const char *src, const struct expr_env *env, struct diag *d, char *err,
                           size_t errlen)
 {
-	struct parser ps = {src, src, env, d, err, errlen, false};
+	struct parser ps = {src, src, env, d, err, errlen, false, 0};
 	struct expr *e;
 
 	if (errlen > 0)
@@ -692,8 +727,8 @@ void expr_macros(const struct expr *e, void (*fn)(const char *name, void *ctx), 
 		return;
 	if (e->kind == NODE_CMP && e->field == FIELD_MACRO)
 		fn(e->arg, ctx);
-	expr_macros(e->left, fn, ctx);
-	expr_macros(e->right, fn, ctx);
+	for (size_t i = 0; i < e->nkids; i++)
+		expr_macros(e->kids[i], fn, ctx);
 }
 
 /* ---- evaluation ---- */
@@ -810,13 +845,15 @@ enum expr_result expr_eval(const struct expr *e, struct conn *c, char *err, size
 
 	switch (e->kind) {
 	case NODE_AND:
-		l = expr_eval(e->left, c, err, errlen);
-		return l != EXPR_TRUE ? l : expr_eval(e->right, c, err, errlen);
 	case NODE_OR:
-		l = expr_eval(e->left, c, err, errlen);
-		return l != EXPR_FALSE ? l : expr_eval(e->right, c, err, errlen);
+		/* AND stops at the first operand that is not true, OR at the first not false */
+		l = e->kind == NODE_AND ? EXPR_TRUE : EXPR_FALSE;
+		for (size_t i = 0; i < e->nkids && l == (e->kind == NODE_AND ? EXPR_TRUE : EXPR_FALSE);
+		     i++)
+			l = expr_eval(e->kids[i], c, err, errlen);
+		return l;
 	case NODE_NOT:
-		l = expr_eval(e->left, c, err, errlen);
+		l = expr_eval(e->kids[0], c, err, errlen);
 		return l == EXPR_ERROR ? l : l == EXPR_TRUE ? EXPR_FALSE : EXPR_TRUE;
 	case NODE_EXISTS:
 		return conn_header_exists(c, e->arg) ? EXPR_TRUE : EXPR_FALSE;

@@ -408,6 +408,35 @@ static void test_precedence(void **state)
 	conn_free(c);
 }
 
+/* Nesting is bounded (parsing and evaluation recurse on a worker's stack); long flat chains of
+   one operator are not nesting, however long. */
+static void test_nesting_bounded_chains_flat(void **state)
+{
+	struct conn *c = conn_at_header();
+	size_t n = 5000, len = n * 32 + 64;
+	char *src = malloc(len), *p = src;
+	(void)state;
+
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "%shelo == \"h%zu\"", i ? " or " : "", i);
+	strcpy(p, " or client_port == 40025");
+	assert_true_expr(c, src);
+	memset(src, '(', 201);
+	strcpy(src + 201, "helo == \"x\"");
+	compile_fails(src, "condition too deep: more than 200 nested levels at column 202");
+	for (p = src, n = 0; n < 201; n++)
+		p += sprintf(p, "not ");
+	strcpy(p, "helo == \"x\"");
+	compile_fails(src, "condition too deep: more than 200 nested levels at column 804");
+	memset(src, '(', 200);
+	strcpy(src + 200, "client_port == 40025");
+	memset(src + strlen(src), ')', 200);
+	src[200 + strlen("client_port == 40025") + 200] = '\0';
+	assert_true_expr(c, src);
+	free(src);
+	conn_free(c);
+}
+
 static void test_operators(void **state)
 {
 	struct conn *c = conn_at_header();
@@ -597,6 +626,7 @@ int main(void)
 	        cmocka_unit_test(test_errors_name_the_column),
 	        cmocka_unit_test(test_bad_named_list_reports_entries),
 	        cmocka_unit_test(test_precedence),
+	        cmocka_unit_test(test_nesting_bounded_chains_flat),
 	        cmocka_unit_test(test_operators),
 	        cmocka_unit_test(test_regex_flags_m_s),
 	        cmocka_unit_test(test_field_values),
