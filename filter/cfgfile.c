@@ -10,6 +10,7 @@
 
 #include "cfgfile.h"
 #include "diag.h"
+#include "mem.h"
 
 static pthread_mutex_t cfgfile_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct diag *cur_diag; /* guarded by cfgfile_lock */
@@ -162,23 +163,35 @@ const char *cfgfile_path(void)
 	return cur_path;
 }
 
-int cfgfile_section_line(const char *text, const char *kind, const char *title)
+int *cfgfile_section_lines(const char *text, const char *kind, size_t *n)
 {
-	size_t klen = strlen(kind), tlen = strlen(title);
-	int line = 1;
+	size_t klen = strlen(kind), cap = 0;
+	int *lines = NULL, line = 1, depth = 0;
+	char quote = 0;
 
+	*n = 0;
 	for (const char *p = text; *p != '\0'; p++) {
-		if (*p == '\n') {
+		if (*p == '\n')
 			line++;
-			continue;
+		if (quote != 0) {
+			if (*p == '\\' && p[1] != '\0' && (quote == '"' || p[1] == '\''))
+				p++;
+			else if (*p == quote)
+				quote = 0;
+		} else if (*p == '"' || *p == '\'') {
+			quote = *p;
+		} else if (*p == '{' || *p == '}') {
+			depth += *p == '{' ? 1 : -1;
+		} else if (depth == 0 && strncmp(p, kind, klen) == 0 &&
+		           (p == text || strchr(" \t\n}", p[-1]) != NULL)) {
+			const char *q = p + klen;
+			while (*q == ' ' || *q == '\t')
+				q++;
+			if (*q == '"') {
+				mem_grow((void **)&lines, *n, &cap, sizeof(*lines));
+				lines[(*n)++] = line;
+			}
 		}
-		if (strncmp(p, kind, klen) != 0 || (p > text && !strchr(" \t\n{}", p[-1])))
-			continue;
-		const char *q = p + klen;
-		while (*q == ' ' || *q == '\t')
-			q++;
-		if (*q == '"' && strncmp(q + 1, title, tlen) == 0 && q[1 + tlen] == '"')
-			return line;
 	}
-	return 0;
+	return lines;
 }

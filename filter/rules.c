@@ -8,8 +8,10 @@
 #include <assert.h>
 #include <ctype.h>
 #include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,24 +25,29 @@
 #include "rules.h"
 #include "mem.h"
 
-/* libconfuse validators have no user pointer: the option-line table of the compile in
-   progress is global, and compiles are serialised. */
-static pthread_mutex_t rules_lock = PTHREAD_MUTEX_INITIALIZER;
-
+/* Where each option was set: libconfuse keeps no line numbers, so a validator on every option
+   records them while the file is parsed (sorted afterwards, for lookups). */
 struct optline {
 	cfg_t *sec;
 	const char *opt;
 	int line;
 };
-static struct optline *optlines;
-static size_t noptlines, optlines_cap;
 
 struct rulefile {
 	char *path;
 	char *text; /* comment-free, to find section lines */
 	cfg_t *cfg;
 	bool parsed;
+	struct optline *lines; /* sorted by section, then option name, once parsed */
+	size_t nlines, lines_cap;
+	int *rule_lines, *list_lines; /* line of the k-th rule and list section */
+	size_t nrule_lines, nlist_lines;
 };
+
+/* libconfuse validators have no user pointer: the file being parsed is global, and compiles
+   are serialised. */
+static pthread_mutex_t rules_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rulefile *parsing; /* guarded by rules_lock */
 
 struct tagdef {
 	enum stage stage;
@@ -55,29 +62,43 @@ struct build {
 	size_t rules_cap, lists_cap;
 };
 
-static int option_line(cfg_t *sec, const char *opt)
+static int optline_cmp(const void *a, const void *b)
 {
-	for (size_t i = 0; i < noptlines; i++)
-		if (optlines[i].sec == sec && strcmp(optlines[i].opt, opt) == 0)
-			return optlines[i].line;
-	return 0;
+	const struct optline *x = a, *y = b;
+
+	if (x->sec != y->sec)
+		return (uintptr_t)x->sec < (uintptr_t)y->sec ? -1 : 1;
+	return strcmp(x->opt, y->opt);
+}
+
+/* The line where opt was first set in section sec of f, or 0. */
+static int option_line(const struct rulefile *f, cfg_t *sec, const char *opt)
+{
+	struct optline key = {sec, opt, 0};
+	const struct optline *hit =
+	        bsearch(&key, f->lines, f->nlines, sizeof(key), optline_cmp);
+
+	return hit != NULL ? hit->line : 0;
 }
 
 /* Validator on every option: remembers where it was set; refuses a scalar set twice
    (libconfuse would silently keep the last one). */
 static int record_line(cfg_t *sec, cfg_opt_t *opt)
 {
-	int first = option_line(sec, opt->name);
+	struct rulefile *f = parsing;
 
-	if (first != 0) {
+	/* A section's options are parsed one after another: earlier ones are at the end. */
+	for (size_t i = f->nlines; i > 0 && f->lines[i - 1].sec == sec; i--) {
+		if (strcmp(f->lines[i - 1].opt, opt->name) != 0)
+			continue;
 		if (!(opt->flags & CFGF_LIST))
 			diag_add(cfgfile_diag(), cfgfile_path(), sec->line,
 			         "%s '%s': option '%s' is set twice (first at line %d)", sec->name,
-			         cfg_title(sec), opt->name, first);
+			         cfg_title(sec), opt->name, f->lines[i - 1].line);
 		return 0;
 	}
-	mem_grow((void **)&optlines, noptlines, &optlines_cap, sizeof(*optlines));
-	optlines[noptlines++] = (struct optline){sec, opt->name, sec->line};
+	mem_grow((void **)&f->lines, f->nlines, &f->lines_cap, sizeof(*f->lines));
+	f->lines[f->nlines++] = (struct optline){sec, opt->name, sec->line};
 	return 0;
 }
 
@@ -142,33 +163,42 @@ static struct list *find_list_named(struct policy *p, const char *name)
 }
 
 /* The first file (parsed so far) that declares list name. */
-static const struct rulefile *first_list_file(const struct build *b, const char *name)
+static int section_line(const int *lines, size_t n, unsigned k)
+{
+	return k < n ? lines[k] : 0;
+}
+
+/* Where list name was first declared: "file:line". */
+static void first_list_origin(const struct build *b, const char *name, char *buf, size_t len)
 {
 	for (size_t i = 0; i < b->nfiles; i++) {
 		const struct rulefile *f = &b->files[i];
 		for (unsigned k = 0; f->parsed && k < cfg_size(f->cfg, "list"); k++)
-			if (strcmp(cfg_title(cfg_getnsec(f->cfg, "list", k)), name) == 0)
-				return f;
+			if (strcmp(cfg_title(cfg_getnsec(f->cfg, "list", k)), name) == 0) {
+				snprintf(buf, len, "%s:%d", f->path,
+				         section_line(f->list_lines, f->nlist_lines, k));
+				return;
+			}
 	}
 	assert(!"a defined list has a file");
-	return NULL;
 }
 
-static void load_list(struct build *b, struct rulefile *f, cfg_t *sec)
+static void load_list(struct build *b, struct rulefile *f, unsigned k)
 {
+	cfg_t *sec = cfg_getnsec(f->cfg, "list", k);
 	const char *name = cfg_title(sec);
-	int line = cfgfile_section_line(f->text, "list", name);
+	int line = section_line(f->list_lines, f->nlist_lines, k);
 	struct list *l;
 
 	if (find_list_named(b->p, name) != NULL) {
-		const struct rulefile *first = first_list_file(b, name);
-		diag_add(b->d, f->path, line, "list '%s' is already defined at %s:%d", name,
-		         first->path, cfgfile_section_line(first->text, "list", name));
+		char first[PATH_MAX + 32];
+		first_list_origin(b, name, first, sizeof(first));
+		diag_add(b->d, f->path, line, "list '%s' is already defined at %s", name, first);
 		return;
 	}
 	l = list_new(name, f->path, line);
 	for (unsigned i = 0; i < cfg_size(sec, "items"); i++)
-		list_add_item(l, cfg_getnstr(sec, "items", i), f->path, option_line(sec, "items"));
+		list_add_item(l, cfg_getnstr(sec, "items", i), f->path, option_line(f, sec, "items"));
 	for (unsigned i = 0; i < cfg_size(sec, "file"); i++) {
 		char *path = resolve_path(f->path, cfg_getnstr(sec, "file", i));
 		list_add_file(l, path, b->d);
@@ -229,7 +259,7 @@ static void rule_error(struct rulectx *rc, const char *opt, const char *fmt, ...
 {
 	char msg[1024];
 	va_list ap;
-	int line = opt != NULL ? option_line(rc->sec, opt) : 0;
+	int line = opt != NULL ? option_line(rc->f, rc->sec, opt) : 0;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -390,8 +420,9 @@ static void decide_stage(struct rulectx *rc, enum stage needed, enum stage min)
 		           s, stage_name(min > needed ? needed : min));
 }
 
-static void compile_rule(struct build *b, struct rulefile *f, cfg_t *sec)
+static void compile_rule(struct build *b, struct rulefile *f, unsigned k)
 {
+	cfg_t *sec = cfg_getnsec(f->cfg, "rule", k);
 	struct rule *r = mem_calloc(1, sizeof(*r));
 	struct rulectx rc = {b, f, sec, r, 0, false};
 	const char *when = cfg_getstr(sec, "when");
@@ -401,12 +432,8 @@ static void compile_rule(struct build *b, struct rulefile *f, cfg_t *sec)
 
 	r->name = mem_strdup(cfg_title(sec));
 	r->file = mem_strdup(f->path);
-	r->line = rc.line = cfgfile_section_line(f->text, "rule", r->name);
+	r->line = rc.line = section_line(f->rule_lines, f->nrule_lines, k);
 	r->tag = -1;
-	for (size_t i = 0; i < b->p->nrules; i++)
-		if (strcmp(b->p->rules[i]->name, r->name) == 0)
-			rule_error(&rc, NULL, "a rule of this name is already defined at %s:%d",
-			           b->p->rules[i]->file, b->p->rules[i]->line);
 	mem_grow((void **)&b->p->rules, b->p->nrules, &b->rules_cap, sizeof(*b->p->rules));
 	b->p->rules[b->p->nrules++] = r; /* owned by the policy from here, even if bad */
 
@@ -414,7 +441,7 @@ static void compile_rule(struct build *b, struct rulefile *f, cfg_t *sec)
 		rule_error(&rc, NULL, "missing 'when': every rule needs a condition");
 		return;
 	}
-	env.line = option_line(sec, "when");
+	env.line = option_line(f, sec, "when");
 	r->when = expr_compile(when, &env, b->d, err, sizeof(err));
 	if (r->when == NULL) {
 		if (err[0] != '\0')
@@ -435,6 +462,42 @@ static void compile_rule(struct build *b, struct rulefile *f, cfg_t *sec)
 		r->tag = add_tag(b, cfg_getstr(sec, "tag"), r->stage);
 }
 
+struct ordered_rule {
+	const struct rule *rule;
+	size_t order; /* position in evaluation order */
+};
+
+static int rule_order_cmp(const void *a, const void *b)
+{
+	const struct ordered_rule *x = a, *y = b;
+	int c = strcmp(x->rule->name, y->rule->name);
+
+	return c != 0 ? c : (x->order < y->order ? -1 : 1);
+}
+
+/* Rule names are unique across all files: they name the rule in every log line. */
+static void check_rule_names(struct build *b)
+{
+	size_t n = b->p->nrules;
+	struct ordered_rule *sorted = mem_calloc(n, sizeof(*sorted));
+	const struct rule *first = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = (struct ordered_rule){b->p->rules[i], i};
+	qsort(sorted, n, sizeof(*sorted), rule_order_cmp);
+	for (size_t i = 0; i < n; i++) {
+		const struct rule *r = sorted[i].rule;
+		if (first == NULL || strcmp(first->name, r->name) != 0) {
+			first = r;
+			continue;
+		}
+		diag_add(b->d, r->file, r->line,
+		         "rule '%s': a rule of this name is already defined at %s:%d", r->name,
+		         first->file, first->line);
+	}
+	free(sorted);
+}
+
 static void parse_file(struct build *b, struct rulefile *f)
 {
 	f->cfg = cfg_init(file_opts, CFGF_NONE);
@@ -442,11 +505,15 @@ static void parse_file(struct build *b, struct rulefile *f)
 		abort();
 	set_validators(f->cfg, "rule", rule_opts);
 	set_validators(f->cfg, "list", list_opts);
+	parsing = f;
 	if (cfgfile_parse(f->cfg, f->path, b->d, &f->text) != 0)
 		return;
+	qsort(f->lines, f->nlines, sizeof(*f->lines), optline_cmp);
+	f->rule_lines = cfgfile_section_lines(f->text, "rule", &f->nrule_lines);
+	f->list_lines = cfgfile_section_lines(f->text, "list", &f->nlist_lines);
 	f->parsed = true;
 	for (unsigned i = 0; i < cfg_size(f->cfg, "list"); i++)
-		load_list(b, f, cfg_getnsec(f->cfg, "list", i));
+		load_list(b, f, i);
 }
 
 static void index_by_stage(struct policy *p)
@@ -480,8 +547,9 @@ struct policy *rules_compile(char *const *paths, size_t npaths, struct diag *d)
 	}
 	for (size_t i = 0; i < npaths; i++)
 		for (unsigned k = 0; b.files[i].parsed && k < cfg_size(b.files[i].cfg, "rule"); k++)
-			compile_rule(&b, &b.files[i], cfg_getnsec(b.files[i].cfg, "rule", k));
-	noptlines = 0;
+			compile_rule(&b, &b.files[i], k);
+	check_rule_names(&b);
+	parsing = NULL;
 	pthread_mutex_unlock(&rules_lock);
 
 	b.p->files = mem_calloc(npaths, sizeof(char *));
@@ -489,6 +557,9 @@ struct policy *rules_compile(char *const *paths, size_t npaths, struct diag *d)
 		b.p->files[b.p->nfiles++] = mem_strdup(paths[i]);
 		cfg_free(b.files[i].cfg);
 		free(b.files[i].text);
+		free(b.files[i].lines);
+		free(b.files[i].rule_lines);
+		free(b.files[i].list_lines);
 	}
 	free(b.files);
 	free(b.tags);

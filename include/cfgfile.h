@@ -12,6 +12,7 @@
 #define MP_CFGFILE_H
 
 #include <confuse.h>
+#include <stddef.h>
 
 struct diag;
 
@@ -24,8 +25,9 @@ int cfgfile_parse(cfg_t *cfg, const char *path, struct diag *d, char **textp);
 struct diag *cfgfile_diag(void);
 const char *cfgfile_path(void);
 
-/* The line of `kind "title"` (e.g. rule "spam") in text, or 0 if not found. */
-int cfgfile_section_line(const char *text, const char *kind, const char *title);
+/* The line of each top-level `kind "title"` section in text (prepared text, as *textp gives
+   it), in file order: the k-th is the line of cfg_getnsec(cfg, kind, k).  Caller frees. */
+int *cfgfile_section_lines(const char *text, const char *kind, size_t *n);
 
 /* The text as libconfuse is given it (exposed for tests): '#', '//' and C comments outside
    quotes blanked (newlines kept), "${" inside double quotes escaped so that libconfuse leaves
