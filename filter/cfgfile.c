@@ -10,6 +10,7 @@
 
 #include "cfgfile.h"
 #include "diag.h"
+#include "file.h"
 #include "mem.h"
 
 static pthread_mutex_t cfgfile_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -75,38 +76,14 @@ char *cfgfile_prepare(const char *text)
 	return out;
 }
 
-static char *read_file(const char *path, struct diag *d)
+/* The file as text: a NUL byte means it is not a rule file (and libconfuse would stop there). */
+static char *read_text(const char *path, struct diag *d)
 {
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	size_t len = 0, cap = 0, n;
+	char *buf;
+	size_t len;
 
-	if (f == NULL) {
-		diag_add(d, path, 0, "cannot read: %s", strerror(errno));
+	if (file_read(path, &buf, &len, d) != 0)
 		return NULL;
-	}
-	do {
-		if (cap - len < 65536) {
-			char *nb = realloc(buf, cap = cap * 2 + 65536);
-			if (nb == NULL) {
-				free(buf);
-				fclose(f);
-				diag_add(d, path, 0, "cannot read: out of memory");
-				return NULL;
-			}
-			buf = nb;
-		}
-		n = fread(buf + len, 1, cap - len - 1, f);
-		len += n;
-	} while (n > 0);
-	if (ferror(f)) {
-		diag_add(d, path, 0, "cannot read: %s", strerror(errno));
-		free(buf);
-		fclose(f);
-		return NULL;
-	}
-	fclose(f);
-	buf[len] = '\0';
 	if (strlen(buf) != len) {
 		diag_add(d, path, 0, "contains a NUL byte: not a text file");
 		free(buf);
@@ -125,7 +102,7 @@ static void report(cfg_t *cfg, const char *fmt, va_list ap)
 
 int cfgfile_parse(cfg_t *cfg, const char *path, struct diag *d, char **textp)
 {
-	char *raw = read_file(path, d), *text;
+	char *raw = read_text(path, d), *text;
 	int rc;
 
 	if (textp != NULL)

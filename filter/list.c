@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "diag.h"
+#include "file.h"
 #include "list.h"
 #include "mem.h"
 
@@ -969,36 +970,6 @@ void list_add_item(struct list *l, const char *item, const char *file, int line)
 	list_push(l, item, strlen(item), list_origin(l, file), line);
 }
 
-/* Reads the whole of fd into *buf; returns its length, or -1 with errno set. */
-static ssize_t list_slurp(int fd, char **buf)
-{
-	struct stat st;
-	size_t cap = 65536, len = 0;
-	char *b;
-
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
-		cap = (size_t)st.st_size + 1;
-	b = mem_alloc(cap);
-	for (;;) {
-		ssize_t r;
-
-		if (len == cap)
-			b = mem_realloc(b, cap *= 2);
-		r = read(fd, b + len, cap - len);
-		if (r == 0)
-			break;
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			free(b);
-			return -1;
-		}
-		len += (size_t)r;
-	}
-	*buf = b;
-	return (ssize_t)len;
-}
-
 /* Cuts a line down to its item: blanks around it and a comment ("#" after a blank) off. */
 static size_t list_line_item(const char **p, size_t n)
 {
@@ -1026,25 +997,19 @@ static size_t list_line_item(const char **p, size_t n)
 int list_add_file(struct list *l, const char *path, struct diag *d)
 {
 	char *buf;
-	ssize_t len;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t len;
 	const char *p, *end;
 	uint32_t origin;
 	int line = 0;
 
-	if (fd < 0 || (len = list_slurp(fd, &buf)) < 0) {
-		diag_add(d, path, 0, "cannot read: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	if (file_read(path, &buf, &len, d) != 0)
 		return -1;
-	}
-	close(fd);
-	if ((size_t)len > UINT32_MAX - l->textlen) {
+	if (len > UINT32_MAX - l->textlen) {
 		diag_add(d, path, 0, "cannot read: list too large (4 GiB)");
 		free(buf);
 		return -1;
 	}
-	list_text_reserve(l, (size_t)len);
+	list_text_reserve(l, len);
 	origin = list_origin(l, path);
 	p = buf;
 	end = buf + len;

@@ -4,6 +4,7 @@ filter_libpolicy_a_SOURCES = \
 	filter/types.c \
 	filter/diag.c \
 	filter/mem.c \
+	filter/file.c \
 	filter/cfgfile.c \
 	filter/log.c \
 	filter/config.c \
@@ -14,7 +15,7 @@ filter_libpolicy_a_SOURCES = \
 	filter/policy.c \
 	filter/rules.c \
 	filter/conn.c \
-	include/types.h include/diag.h include/mem.h include/cfgfile.h include/log.h include/config.h include/field.h \
+	include/types.h include/diag.h include/mem.h include/file.h include/cfgfile.h include/log.h include/config.h include/field.h \
 	include/list.h include/reply.h include/expr.h include/policy.h include/rules.h include/conn.h
 
 POLICY_LIBS = filter/libpolicy.a $(CONFUSE_LIBS) $(PCRE2_LIBS) $(PTHREAD_LIBS)
