@@ -47,7 +47,7 @@ TESTS += $(CLI_TESTS)
 EXTRA_DIST += $(CLI_TESTS)
 
 # --- protocol: the real daemon driven over the milter protocol (tests/proto/)
-PROTO_TESTS = tests/proto/test_protocol.py
+PROTO_TESTS = tests/proto/test_protocol.py tests/proto/test_reload.py
 TESTS += $(PROTO_TESTS)
 EXTRA_DIST += tests/proto/milterclient.py tests/proto/daemon.py $(PROTO_TESTS) \
 	tests/proto/policies
