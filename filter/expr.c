@@ -192,17 +192,28 @@ static bool accept_char(struct parser *ps, char ch)
 }
 
 /*
- * Reads text between delim characters (ps->p at the opening one) into a malloc'd copy, or
- * NULL at the end of input.  A backslash before delim stands for delim; "\\\\" stands for one
- * backslash in a string, and stays as written in a regex, where PCRE2 reads it.
+ * Reads text between delim characters into a malloc'd copy, or fails with the message for a
+ * missing opening delimiter or for the end of input.  A backslash before delim stands for
+ * delim; "\\\\" stands for one backslash in a string, and stays as written in a regex, where
+ * PCRE2 reads it.
  */
-static char *read_delimited(struct parser *ps, char delim, bool in_regex, size_t *lenp)
+static char *read_delimited(struct parser *ps, char delim, bool in_regex, size_t *lenp,
+                            const char *expected, const char *unterminated)
 {
-	char *out = mem_alloc(strlen(ps->p) + 1), *o = out;
+	const char *start;
+	char *out, *o;
 
+	skip_space(ps);
+	start = ps->p;
+	if (*ps->p != delim) {
+		fail(ps, start, "%s", expected);
+		return NULL;
+	}
+	out = o = mem_alloc(strlen(ps->p) + 1);
 	for (ps->p++; *ps->p != delim; ps->p++) {
 		if (*ps->p == '\0') {
 			free(out);
+			fail(ps, start, "%s", unterminated);
 			return NULL;
 		}
 		if (*ps->p == '\\' && ps->p[1] == delim)
@@ -221,19 +232,7 @@ static char *read_delimited(struct parser *ps, char delim, bool in_regex, size_t
 /* A "double-quoted" string with \" and \\ escapes; returns a malloc'd copy or NULL. */
 static char *parse_string(struct parser *ps, size_t *lenp)
 {
-	const char *start;
-	char *out;
-
-	skip_space(ps);
-	start = ps->p;
-	if (*ps->p != '"') {
-		fail(ps, start, "expected a \"string\"");
-		return NULL;
-	}
-	out = read_delimited(ps, '"', false, lenp);
-	if (out == NULL)
-		fail(ps, start, "unterminated string");
-	return out;
+	return read_delimited(ps, '"', false, lenp, "expected a \"string\"", "unterminated string");
 }
 
 static bool parse_number(struct parser *ps, unsigned long long *out)
@@ -415,15 +414,10 @@ static bool parse_regex(struct parser *ps, struct expr *e)
 
 	skip_space(ps);
 	start = ps->p;
-	if (*ps->p != '/') {
-		fail(ps, start, "expected a /regex/ after the operator");
+	pat = read_delimited(ps, '/', true, NULL, "expected a /regex/ after the operator",
+	                     "unterminated regex");
+	if (pat == NULL)
 		return false;
-	}
-	pat = read_delimited(ps, '/', true, NULL);
-	if (pat == NULL) {
-		fail(ps, start, "unterminated regex");
-		return false;
-	}
 	for (; is_ident_char(*ps->p); ps->p++) {
 		switch (*ps->p) {
 		case 'i':
