@@ -135,6 +135,16 @@ static void mods_clear(struct mods *m)
 	memset(m, 0, sizeof(*m));
 }
 
+/* True if the message already gets exactly this header (from this or another rule). */
+static bool mods_has_header(const struct mods *m, const char *name, const char *value)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (strcasecmp(m->headers[i].name, name) == 0 &&
+		    strcmp(m->headers[i].value, value) == 0)
+			return true;
+	return false;
+}
+
 static void mods_add_header(struct mods *m, const char *name, const char *value)
 {
 	mem_grow((void **)&m->headers, m->n, &m->cap, sizeof(*m->headers));
@@ -553,9 +563,12 @@ static void apply_modifiers(struct conn *c, const struct rule *r, enum stage s)
 
 	if (r->tag >= 0)
 		(conn_scope ? c->conn_tags : c->msg_tags)[r->tag] = true;
+	/* A rcpt rule matches once per recipient: each distinct header is added once. */
 	for (size_t i = 0; i < r->nadd_headers; i++) {
 		expand(c, r->add_header_values[i], buf, sizeof(buf));
-		mods_add_header(m, r->add_header_names[i], buf);
+		if (!mods_has_header(&c->conn_mods, r->add_header_names[i], buf) &&
+		    !mods_has_header(&c->msg_mods, r->add_header_names[i], buf))
+			mods_add_header(m, r->add_header_names[i], buf);
 	}
 	if (r->log_text != NULL) {
 		expand(c, r->log_text, buf, sizeof(buf));
@@ -563,6 +576,8 @@ static void apply_modifiers(struct conn *c, const struct rule *r, enum stage s)
 	}
 	if (r->quarantine != NULL) {
 		expand(c, r->quarantine, buf, sizeof(buf));
+		if (m->quarantine != NULL && strcmp(m->quarantine, buf) == 0)
+			return; /* the same reason again (another recipient): said already */
 		free(m->quarantine);
 		m->quarantine = mem_strdup(buf);
 		log_event(c, "quarantine", s, r, NULL, buf, NULL);
@@ -633,6 +648,8 @@ static bool answer_earlier(struct conn *c, enum stage s, struct conn_verdict *v)
 		if (s < STAGE_MAIL)
 			return false;
 		v->action = ACTION_DISCARD;
+		if (s == STAGE_MAIL)
+			log_event(c, "discard", s, NULL, NULL, "the connection is discarded", NULL);
 		return true;
 	case CONN_OPEN:
 		break;
@@ -726,6 +743,16 @@ void conn_run(struct conn *c, enum stage s, struct conn_verdict *v)
 		mem_grow((void **)&c->rcpts, c->nrcpts, &c->rcpts_cap, sizeof(*c->rcpts));
 		c->rcpts[c->nrcpts++] = c->rcpt;
 		c->rcpt = (struct addr){NULL, NULL, NULL};
+	}
+}
+
+void conn_close(struct conn *c)
+{
+	/* A connect rule refused, and the client left before any stage could say so. */
+	if (c->connect_pending) {
+		c->connect_pending = false;
+		log_event(c, action_name(c->refusal.action), STAGE_CONNECT, c->pending_rule,
+		          &c->refusal.reply, NULL, " (client left before the answer)");
 	}
 }
 

@@ -166,6 +166,7 @@ static void graceful_stop(int sig)
 {
 	unsigned limit = running->stop_timeout * 10;
 
+	milter_stop_accepting();
 	log_msg(LOG_INFO, "%s: stopping after %u transaction%s in flight (at most %us)",
 	        strsignal(sig), milter_transactions(), milter_transactions() == 1 ? "" : "s",
 	        running->stop_timeout);

@@ -33,7 +33,8 @@
 
 enum node_kind { NODE_AND, NODE_OR, NODE_NOT, NODE_EXISTS, NODE_TAGGED, NODE_CMP };
 
-enum cmp_op { OP_EQ, OP_MATCH, OP_CONTAINS, OP_IN, OP_LT, OP_LE, OP_GT, OP_GE };
+/* OP_NE only on numbers (elsewhere != is not(==)): an unknown number compares false. */
+enum cmp_op { OP_EQ, OP_NE, OP_MATCH, OP_CONTAINS, OP_IN, OP_LT, OP_LE, OP_GT, OP_GE };
 
 struct expr {
 	enum node_kind kind;
@@ -257,24 +258,6 @@ static bool parse_number(struct parser *ps, unsigned long long *out)
 		return false;
 	}
 	return true;
-}
-
-/* The stage at which a macro is first sent, for the macros whose stage is fixed. */
-static enum stage macro_stage(const char *name)
-{
-	static const struct {
-		const char *prefix;
-		enum stage stage;
-	} known[] = {
-	        {"{auth_", STAGE_MAIL},   {"{mail_", STAGE_MAIL},  {"{rcpt_", STAGE_RCPT},
-	        {"{tls_", STAGE_HELO},    {"{cipher", STAGE_HELO}, {"{cert_", STAGE_HELO},
-	        {"{verify}", STAGE_HELO},
-	};
-
-	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-		if (strncmp(name, known[i].prefix, strlen(known[i].prefix)) == 0)
-			return known[i].stage;
-	return STAGE_CONNECT;
 }
 
 /* field := name [ "(" string ")" ] */
@@ -509,6 +492,8 @@ static bool parse_operand(struct parser *ps, struct expr *e, const struct field_
 			return false;
 		}
 		return parse_number(ps, &e->num);
+	case OP_NE:
+		return parse_number(ps, &e->num);
 	case OP_EQ:
 		if (numeric)
 			return parse_number(ps, &e->num);
@@ -549,8 +534,10 @@ static struct expr *parse_compare(struct parser *ps)
 	e = node_new(NODE_CMP);
 	e->field = fi->id;
 	e->arg = arg;
-	e->stage = fi->id == FIELD_MACRO ? macro_stage(arg) : fi->stage;
-	e->min_stage = fi->id == FIELD_SIZE ? STAGE_MAIL : e->stage;
+	/* The queue id reaches a condition reliably only once the message has headers (Postfix
+	   sends {i} from DATA on); in reply texts it is simply empty until then. */
+	e->stage = fi->id == FIELD_QUEUE_ID ? STAGE_HEADER : field_stage(fi, arg);
+	e->min_stage = fi->id == FIELD_QUEUE_ID ? e->stage : field_min_stage(fi, arg);
 	skip_space(ps);
 	opat = ps->p;
 	if (!parse_op(ps, &e->op, &negate)) {
@@ -563,6 +550,10 @@ static struct expr *parse_compare(struct parser *ps)
 		return NULL;
 	}
 	(void)at;
+	if (negate && e->op == OP_EQ && fi->type == FIELD_T_NUMBER) {
+		e->op = OP_NE; /* an undeclared size is neither equal nor unequal */
+		negate = false;
+	}
 	if (!parse_operand(ps, e, fi, opat)) {
 		expr_free(e);
 		return NULL;
@@ -799,6 +790,9 @@ static enum expr_result eval_number(const struct expr *e, struct conn *c)
 	switch (e->op) {
 	case OP_EQ:
 		r = v == e->num;
+		break;
+	case OP_NE:
+		r = v != e->num;
 		break;
 	case OP_LT:
 		r = v < e->num;

@@ -43,3 +43,27 @@ const struct field_info *field_by_id(enum field_id id)
 		return NULL;
 	return &fields[id];
 }
+
+enum stage field_stage(const struct field_info *f, const char *arg)
+{
+	static const struct {
+		const char *prefix;
+		enum stage stage;
+	} macros[] = {
+	        {"{auth_", STAGE_MAIL},   {"{mail_", STAGE_MAIL},  {"{rcpt_", STAGE_RCPT},
+	        {"{tls_", STAGE_HELO},    {"{cipher", STAGE_HELO}, {"{cert_", STAGE_HELO},
+	        {"{verify}", STAGE_HELO},
+	};
+
+	if (f->id != FIELD_MACRO || arg == NULL)
+		return f->stage;
+	for (size_t i = 0; i < sizeof(macros) / sizeof(macros[0]); i++)
+		if (strncmp(arg, macros[i].prefix, strlen(macros[i].prefix)) == 0)
+			return macros[i].stage;
+	return STAGE_CONNECT;
+}
+
+enum stage field_min_stage(const struct field_info *f, const char *arg)
+{
+	return f->id == FIELD_SIZE ? STAGE_MAIL : field_stage(f, arg);
+}

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -160,10 +161,13 @@ static int prepare_socket(const char *conn)
 	const char *path;
 	int fd, rc;
 
-	if (strncmp(conn, "unix:", 5) == 0)
+	/* libmilter's notation: unix:/path, local:/path (any case), or a bare path */
+	if (strncasecmp(conn, "unix:", 5) == 0)
 		path = conn + 5;
-	else if (strncmp(conn, "local:", 6) == 0)
+	else if (strncasecmp(conn, "local:", 6) == 0)
 		path = conn + 6;
+	else if (strchr(conn, ':') == NULL)
+		path = conn;
 	else
 		return 0;
 	if (strlen(path) >= sizeof(sun.sun_path)) {

@@ -21,6 +21,17 @@
 
 static unsigned transactions; /* atomic */
 static unsigned connections;  /* atomic */
+static bool stopping;         /* atomic: no new connections or transactions */
+
+void milter_stop_accepting(void)
+{
+	__atomic_store_n(&stopping, true, __ATOMIC_RELAXED);
+}
+
+static bool is_stopping(void)
+{
+	return __atomic_load_n(&stopping, __ATOMIC_RELAXED);
+}
 
 unsigned milter_transactions(void)
 {
@@ -179,9 +190,12 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 	        {SMFIM_DATA, STAGE_HEADER},     {SMFIM_EOH, STAGE_HEADER},
 	        {SMFIM_EOM, STAGE_EOM},
 	};
-	struct session *ss = smfi_getpriv(ctx) ? session_of(ctx) : session_start(ctx);
+	struct session *ss;
 	const struct policy *p;
 
+	if (is_stopping())
+		return SMFIS_REJECT; /* the MTA's milter_default_action applies */
+	ss = smfi_getpriv(ctx) ? session_of(ctx) : session_start(ctx);
 	(void)f2;
 	(void)f3;
 	if (ss == NULL) {
@@ -256,6 +270,11 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 
 	if (ss == NULL)
 		return no_state("mail");
+	if (is_stopping()) {
+		/* 421: the client retries later, elsewhere or after the restart */
+		smfi_setreply(ctx, "421", "4.3.2", "Service shutting down, try again later");
+		return SMFIS_TEMPFAIL;
+	}
 	/* xxfi_abort is not called after a message the filter already decided: start afresh. */
 	transaction_begin(ss);
 	conn_mail(ss->conn, argv);
@@ -350,6 +369,8 @@ static sfsistat cb_close(SMFICTX *ctx)
 
 	if (ss != NULL) {
 		transaction_end(ss);
+		conn_set_macro_ctx(ss->conn, ctx);
+		conn_close(ss->conn);
 		conn_free(ss->conn);
 		free(ss);
 		smfi_setpriv(ctx, NULL);

@@ -12,6 +12,7 @@
 #include "expr.h"
 #include "list.h"
 #include "policy.h"
+#include "reply.h"
 #include "rules.h"
 #include "mem.h"
 
@@ -85,8 +86,14 @@ static void collect_macros(struct policy *p)
 	for (int s = 0; s < STAGE_COUNT; s++)
 		m.buf[s] = mem_strdup(base_macros[s]);
 	for (size_t i = 0; i < p->nrules; i++) {
-		m.stage = p->rules[i]->stage;
-		expr_macros(p->rules[i]->when, add_macro, &m);
+		const struct rule *r = p->rules[i];
+		m.stage = r->stage;
+		expr_macros(r->when, add_macro, &m);
+		reply_macros(r->reply, add_macro, &m);
+		for (size_t k = 0; k < r->nadd_headers; k++)
+			reply_template_macros(r->add_header_values[k], add_macro, &m);
+		reply_template_macros(r->log_text, add_macro, &m);
+		reply_template_macros(r->quarantine, add_macro, &m);
 	}
 	for (int s = 0; s < STAGE_COUNT; s++)
 		p->macros[s] = m.buf[s];

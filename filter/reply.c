@@ -235,8 +235,9 @@ static int reply_parse_ref(struct reply_parse *ps)
 		return -1;
 	if (reply_flush_literal(ps) == -1 || reply_seg_push(ps, f, arg, arglen) == -1)
 		return -1;
-	if (f->stage > ps->t->stage)
-		ps->t->stage = f->stage;
+	/* a text reads what is there: ${size} at mail is the SIZE= declaration */
+	if (field_min_stage(f, ps->t->segs[ps->t->nsegs - 1].text) > ps->t->stage)
+		ps->t->stage = field_min_stage(f, ps->t->segs[ps->t->nsegs - 1].text);
 	return 0;
 }
 
@@ -557,6 +558,20 @@ const char *reply_code(const struct reply *r)
 const char *reply_xcode(const struct reply *r)
 {
 	return r->xcode;
+}
+
+void reply_template_macros(const struct reply_template *t, void (*fn)(const char *, void *),
+                           void *ctx)
+{
+	for (size_t i = 0; t != NULL && i < t->nsegs; i++)
+		if (t->segs[i].field != NULL && t->segs[i].field->id == FIELD_MACRO)
+			fn(t->segs[i].text, ctx);
+}
+
+void reply_macros(const struct reply *r, void (*fn)(const char *, void *), void *ctx)
+{
+	for (size_t i = 0; r != NULL && i < r->nlines; i++)
+		reply_template_macros(r->lines[i], fn, ctx);
 }
 
 enum stage reply_stage(const struct reply *r)

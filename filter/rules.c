@@ -396,7 +396,8 @@ static bool compile_action(struct rulectx *rc)
 	return true;
 }
 
-/* The rule's stage: as written, or the earliest at which everything it uses is known. */
+/* The rule's stage: as written (not before min), or needed, the earliest at which everything
+   it uses is known; min differs from needed only for size, which mail knows as SIZE=. */
 static void decide_stage(struct rulectx *rc, enum stage needed, enum stage min)
 {
 	const char *s = cfg_getstr(rc->sec, "stage");
@@ -413,11 +414,10 @@ static void decide_stage(struct rulectx *rc, enum stage needed, enum stage min)
 		           s);
 		return;
 	}
-	if (r->stage < min && r->stage < needed)
+	if (r->stage < min)
 		rule_error(rc, "stage",
-		           "stage %s is too early: the rule uses a field first known "
-		           "at stage %s",
-		           s, stage_name(min > needed ? needed : min));
+		           "stage %s is too early: the rule uses a field first known at stage %s", s,
+		           stage_name(min));
 }
 
 static void compile_rule(struct build *b, struct rulefile *f, unsigned k)
@@ -427,7 +427,7 @@ static void compile_rule(struct build *b, struct rulefile *f, unsigned k)
 	struct rulectx rc = {b, f, sec, r, 0, false};
 	const char *when = cfg_getstr(sec, "when");
 	struct expr_env env = {env_find_list, env_find_tag, b, f->path, 0};
-	enum stage needed = STAGE_CONNECT, min = STAGE_CONNECT;
+	enum stage needed, min, texts = STAGE_CONNECT;
 	char err[512];
 
 	r->name = mem_strdup(cfg_title(sec));
@@ -448,15 +448,14 @@ static void compile_rule(struct build *b, struct rulefile *f, unsigned k)
 			rule_error(&rc, "when", "when: %s", err);
 		return;
 	}
-	needed = expr_stage(r->when);
-	min = expr_min_stage(r->when);
 	if (!compile_action(&rc))
 		return;
+	/* texts (reply, headers, log, quarantine) need their fields known too */
 	if (r->action == ACTION_REJECT || r->action == ACTION_TEMPFAIL)
-		compile_reply(&rc, &needed);
-	compile_modifiers(&rc, &needed);
-	if (min > needed)
-		min = needed;
+		compile_reply(&rc, &texts);
+	compile_modifiers(&rc, &texts);
+	needed = expr_stage(r->when) > texts ? expr_stage(r->when) : texts;
+	min = expr_min_stage(r->when) > texts ? expr_min_stage(r->when) : texts;
 	decide_stage(&rc, needed, min);
 	if (cfg_getstr(sec, "tag") != NULL && !rc.failed)
 		r->tag = add_tag(b, cfg_getstr(sec, "tag"), r->stage);

@@ -41,6 +41,8 @@ void conn_header(struct conn *c, const char *name, const char *value);
 void conn_body(struct conn *c, const unsigned char *chunk, size_t len);
 /* The MTA abandoned the message (or the connection dropped mid-message). */
 void conn_abort(struct conn *c);
+/* The connection ends: logs a decision nobody could be told of. */
+void conn_close(struct conn *c);
 
 struct conn_verdict {
 	enum action action;      /* CONTINUE, ACCEPT, REJECT, TEMPFAIL or DISCARD */

@@ -57,6 +57,14 @@ struct field_info {
 	bool in_template; /* usable as ${name} in replies, headers, log text */
 };
 
+/* The earliest stage at which the field is known; for macro("{name}") that depends on the
+   macro: {auth_*} and {mail_*} at mail, {rcpt_*} at rcpt, {tls_*}, {cipher*}, {cert_*} and
+   {verify} at helo, any other at connect. */
+enum stage field_stage(const struct field_info *f, const char *arg);
+/* The earliest stage at which the field can be read at all: as field_stage(), except size,
+   which reads the client's SIZE= declaration before end of message. */
+enum stage field_min_stage(const struct field_info *f, const char *arg);
+
 /* NULL if no field has that name (len bytes, not necessarily NUL-terminated). */
 const struct field_info *field_by_name(const char *name, size_t len);
 const struct field_info *field_by_id(enum field_id id);

@@ -39,6 +39,10 @@ size_t reply_template_literal_len(const struct reply_template *t);
 /* The latest stage among the fields it references (STAGE_CONNECT if none). */
 enum stage reply_template_stage(const struct reply_template *t);
 
+/* Calls fn for every macro name the text reads with ${macro("{name}")}; NULL t is empty. */
+void reply_template_macros(const struct reply_template *t, void (*fn)(const char *name, void *ctx),
+                           void *ctx);
+
 /* Expands into out (outlen bytes, always NUL-terminated).  Expanded values are made safe:
    CR, LF and other control characters become ' ', bytes >= 0x80 become '?'.
    Returns true if the result was truncated. */
@@ -60,6 +64,9 @@ struct reply;
 struct reply *reply_new(enum action action, const char *code, const char *xcode,
                         const char *const *lines, size_t nlines, char *err, size_t errlen);
 void reply_free(struct reply *r); /* NULL is a no-op */
+
+/* As reply_template_macros(), for every line of the reply; NULL r is empty. */
+void reply_macros(const struct reply *r, void (*fn)(const char *name, void *ctx), void *ctx);
 
 const char *reply_code(const struct reply *r);  /* "550"; owned by r */
 const char *reply_xcode(const struct reply *r); /* "5.7.1"; owned by r */

@@ -75,5 +75,36 @@ if [ "$(id -u)" -eq 0 ]; then
 	expect_line "the refusal says why" "refusing to run as root"
 fi
 
+# A stale unix socket (left by a killed instance) is removed, whatever the spelling of the
+# prefix; a live one is refused.
+stale_socket() {
+	python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$1"
+}
+printf 'policies = { "%s/policies/default.rules" }\nallow_root = true\n' "$src" >"$tmp/sock.conf"
+for spelling in "unix:" "UNIX:" "local:" ""; do
+	sock="$tmp/s.sock"
+	rm -f "$sock"
+	stale_socket "$sock"
+	"$daemon" -f -c "$tmp/sock.conf" -p "$spelling$sock" >"$tmp/out" 2>&1 &
+	pid=$!
+	up=no
+	for _ in $(seq 50); do
+		if grep -q "listening on" "$tmp/out"; then up=yes; break; fi
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [ "$up" = yes ]; then
+		pass=$((pass + 1)); echo "ok - stale socket replaced with -p '$spelling/path'"
+		# a second instance on the live socket is refused, and the first keeps it
+		check "a live socket ('$spelling') is not taken over" 3 "$daemon" -f -c "$tmp/sock.conf" -p "$spelling$sock"
+		expect_line "the refusal names the socket" "socket $sock is in use"
+	else
+		fail=$((fail + 1)); echo "not ok - stale socket replaced with -p '$spelling/path'"
+		sed 's/^/    /' "$tmp/out"
+	fi
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+done
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -751,6 +751,7 @@ class T50Stop(Base):
             self.assertEqual(f.read().strip(), str(d.pid))
         # A transaction in flight when SIGTERM arrives is finished first.
         conn = Connection(d.address)
+        idle = Connection(d.address)
         try:
             c = conn.c
             check_pass(c.mail("<s@load.example>"), "MAIL")
@@ -758,6 +759,13 @@ class T50Stop(Base):
             os.kill(d.pid, signal.SIGTERM)
             self.assertIsNotNone(d.wait_log("stopping after 1 transaction in flight", mark,
                                             WAIT), "no stop line:\n" + d.log_since(mark))
+            # New work is refused while the stop waits, so the wait ends: a new transaction
+            # on an open connection gets 421, a new connection is dropped at negotiation
+            # (the MTA applies its milter_default_action).
+            r = idle.c.mail("<late@load.example>")
+            self.assertEqual((r.action, r.code, r.xcode), ("tempfail", "421", "4.3.2"), repr(r))
+            with self.assertRaises(Exception):
+                Connection(d.address)
             self.assertEqual(sig(c.rcpt("<x@a.example>")), EXPECT["A"]["rcpt"])
             check_pass(c.rcpt("<ok@a.example>"), "RCPT")
             check_pass(c.data(), "DATA")
@@ -771,6 +779,7 @@ class T50Stop(Base):
             c.quit()
         finally:
             conn.close()
+            idle.close()
         try:
             status = d.proc.wait(WAIT)
         except Exception:

@@ -936,6 +936,61 @@ static void test_stage_too_early_is_an_error(void **state)
 	free(path);
 }
 
+/* Fields read only by texts count for the stage and for the macros asked of the MTA. */
+static void test_texts_decide_stage_and_macros(void **state)
+{
+	struct policy *p = load(
+	        "rule \"t\" { when = 'client_ip == \"192.0.2.1\"'\n"
+	        "  log = 'host ${macro(\"{rcpt_host}\")}' }\n"
+	        "rule \"u\" { when = 'header_count > 0' stage = eom\n"
+	        "  add_header = { 'X-Foo: ${macro(\"{foo}\")}' } }\n"
+	        "rule \"v\" { when = 'helo == \"x\"' action = reject message = \"${size}\" }\n");
+	(void)state;
+
+	assert_int_equal(p->rules[0]->stage, STAGE_RCPT);
+	assert_non_null(strstr(p->macros[STAGE_RCPT], " {rcpt_host}"));
+	assert_non_null(strstr(p->macros[STAGE_EOM], " {foo}"));
+	/* ${size} in a text reads the SIZE= declaration: known at mail */
+	assert_int_equal(p->rules[2]->stage, STAGE_MAIL);
+	policy_unref(p);
+}
+
+/* A rcpt rule matches once per recipient; each distinct header is added once. */
+static void test_add_header_once_per_distinct_value(void **state)
+{
+	struct policy *p = load("rule \"same\" { when = 'rcpt_domain == \"d.example\"'\n"
+	                        "  add_header = { \"X-Seen: yes\", \"X-Rcpt: ${rcpt}\" } }\n");
+	struct conn *c = open_conn(p, "192.0.2.9");
+	(void)state;
+
+	assert_int_equal(mail(c, "<a@b.example>", NULL), ACTION_CONTINUE);
+	assert_int_equal(rcpt(c, "<one@d.example>"), ACTION_CONTINUE);
+	assert_int_equal(rcpt(c, "<two@d.example>"), ACTION_CONTINUE);
+	assert_int_equal(rcpt(c, "<one@d.example>"), ACTION_CONTINUE);
+	assert_int_equal(finish(c), ACTION_CONTINUE);
+	assert_string_equal(added(c),
+	                    "X-Seen: yes|X-Rcpt: one@d.example|X-Rcpt: two@d.example");
+	conn_free(c);
+	policy_unref(p);
+}
+
+/* size != N is false, like every comparison, when no size was declared (SPEC). */
+static void test_undeclared_size_compares_false(void **state)
+{
+	struct policy *p = load("rule \"ne\" { when = 'size != 100' stage = mail action = reject }\n"
+	                        "rule \"nn\" { when = 'not size == 100' stage = mail\n"
+	                        "  action = tempfail }\n");
+	struct conn *c = open_conn(p, "192.0.2.9");
+	(void)state;
+
+	assert_int_equal(mail(c, "<a@b.example>", "SIZE=200"), ACTION_REJECT);
+	assert_int_equal(mail(c, "<a@b.example>", "SIZE=100"), ACTION_CONTINUE);
+	/* undeclared: size != 100 is false; "not size == 100" is the way to say "not known" */
+	assert_int_equal(mail(c, "<a@b.example>", NULL), ACTION_TEMPFAIL);
+	conn_free(c);
+	policy_unref(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -957,6 +1012,9 @@ int main(void)
 	        cmocka_unit_test_setup(test_size_at_mail_and_eom, reset),
 	        cmocka_unit_test_setup(test_stage_inference, reset),
 	        cmocka_unit_test_setup(test_stage_too_early_is_an_error, reset),
+	        cmocka_unit_test_setup(test_texts_decide_stage_and_macros, reset),
+	        cmocka_unit_test_setup(test_add_header_once_per_distinct_value, reset),
+	        cmocka_unit_test_setup(test_undeclared_size_compares_false, reset),
 	};
 	int rc = cmocka_run_group_tests(tests, setup, teardown);
 

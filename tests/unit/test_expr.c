@@ -248,7 +248,7 @@ static void test_every_field_and_its_stage(void **state)
 	        {"macro(\"{rcpt_mailer}\") == \"x\"", STAGE_RCPT},
 	        {"macro(\"{tls_version}\") == \"x\"", STAGE_HELO},
 	        {"macro(\"{cert_subject}\") == \"x\"", STAGE_HELO},
-	        {"queue_id == \"x\"", STAGE_CONNECT},
+	        {"queue_id == \"x\"", STAGE_HEADER},
 	        {"tls_version == \"x\"", STAGE_HELO},
 	        {"tagged(\"seen\")", STAGE_MAIL},
 	        {"helo == \"x\" and rcpt_domain == \"y\"", STAGE_RCPT},
