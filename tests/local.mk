@@ -42,14 +42,14 @@ UNIT_TESTS = $(check_PROGRAMS)
 TESTS += $(UNIT_TESTS)
 
 # --- command line: -n on the shipped policy and examples, exit codes (tests/cli/)
-CLI_TESTS = tests/cli/test_cli.sh
+CLI_TESTS = tests/cli/test_cli.sh tests/cli/test_hostile_rules.sh
 TESTS += $(CLI_TESTS)
 EXTRA_DIST += $(CLI_TESTS)
 
 # --- protocol: the real daemon driven over the milter protocol (tests/proto/)
-PROTO_TESTS = tests/proto/test_protocol.py tests/proto/test_reload.py
+PROTO_TESTS = tests/proto/test_protocol.py tests/proto/test_reload.py tests/proto/test_hostile.py
 TESTS += $(PROTO_TESTS)
-EXTRA_DIST += tests/proto/milterclient.py tests/proto/daemon.py $(PROTO_TESTS) \
+EXTRA_DIST += tests/proto/milterclient.py tests/proto/daemon.py tests/proto/runner.py $(PROTO_TESTS) \
 	tests/proto/policies
 
 # Test output: the summary of every test reaches the console (fd 9), the rest stays in the

@@ -8,7 +8,7 @@
 # Sourced by bash scripts (test_postfix.sh, test_sendmail.sh).
 
 E2E_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-MP_DAEMON=${MP_DAEMON:-/work/main/filter/milter-policy}
+MP_DAEMON=${MP_DAEMON:-$(cd "$E2E_SRC/../.." && pwd)/filter/milter-policy}
 E2E_RULES=${E2E_RULES:-$E2E_SRC/policies/e2e.rules}
 E2E_PASSED=0
 E2E_FAILED=0

@@ -7,7 +7,7 @@ daemon - starts milter-policy for a protocol test and stops exactly that process
         d.log()                     # everything the daemon wrote to stderr so far
     d.status                        # exit status (negative: killed by that signal)
 
-The binary is $MP_DAEMON (default /work/main/filter/milter-policy).  Config, rule and list
+The binary is $MP_DAEMON (default: filter/milter-policy of the tree this file is in).  Config, rule and list
 files go into one temporary directory, so relative paths mean the same thing whether the
 daemon resolves them against the config file or the rule file.
 """
@@ -20,7 +20,8 @@ import subprocess
 import tempfile
 import time
 
-DEFAULT_BINARY = "/work/main/filter/milter-policy"
+DEFAULT_BINARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                              "filter", "milter-policy")
 START_TIMEOUT = 10.0  # seconds until the socket must accept connections
 STOP_TIMEOUT = 10.0   # seconds SIGTERM gets before SIGKILL
 

@@ -12,22 +12,23 @@ Prints "N passed, N failed" last; exits non-zero if any test failed.
 """
 
 import os
-import socket
+import signal
 import struct
+import subprocess
 import sys
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import runner  # noqa: E402
 from daemon import Daemon  # noqa: E402
 from milterclient import (SMFIC_ABORT, SMFIC_BODY, SMFIC_BODYEOB, SMFIC_CONNECT,  # noqa: E402
                           SMFIC_DATA, SMFIC_EOH, SMFIC_HEADER, SMFIC_HELO, SMFIC_MACRO,
                           SMFIC_MAIL, SMFIC_OPTNEG, SMFIC_RCPT, MilterClient, MilterClosed,
-                          MilterError)
+                          )
 
-PASS = ("continue",)
+PASS = ("continue", "skipped")
 QID = "4Hstl1"
 
 # One rule file that expands every kind of field into replies, headers, log lines and
@@ -41,6 +42,23 @@ rule "helo-x" {
 	code    = 550
 	xcode   = "5.7.1"
 	message = 'HELO ${helo} from ${client_name} [${client_ip}] refused'
+}
+rule "helo-trusted" {
+	when       = 'helo == "trusted.example"'
+	action     = accept
+	add_header = { 'X-Trusted: ${helo} ${client_ip}' }
+}
+rule "helo-tag" {
+	when = 'helo == "tagger.example"'
+	tag  = "helo-tagged"
+}
+rule "mail-tagged" {
+	stage   = mail
+	when    = 'tagged("helo-tagged")'
+	action  = reject
+	code    = 550
+	xcode   = "5.7.1"
+	message = 'tagged at HELO'
 }
 rule "helo-probe" {
 	when    = 'helo == "probe.example"'
@@ -104,9 +122,6 @@ rule "body" {
 }
 """
 
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                   "AddressSanitizer:", "SUMMARY: UndefinedBehaviorSanitizer")
-
 _daemon = None
 
 
@@ -130,11 +145,9 @@ def _finish(d):
     if status != 0 or d.killed:
         _problems.append("daemon: exit status %s on SIGTERM (killed: %s); log tail:\n%s"
                          % (status, d.killed, log[-3000:]))
-    for mark in SANITIZER_MARKS:
-        if mark in log:
-            i = log.index(mark)
-            _problems.append("daemon: sanitizer report:\n%s" % log[max(0, i - 200):i + 4000])
-            break
+    report = runner.sanitizer_report(log)
+    if report:
+        _problems.append("daemon: sanitizer report:\n%s" % report)
     d.cleanup()
 
 
@@ -215,13 +228,26 @@ class Base(unittest.TestCase):
         self.assertEqual(t.eom.action if t.eom else None, "reject",
                          "a bad body after the odd input: %r" % t)
 
-    def wait_closed_or_answer(self, c, what):
-        """After a command libmilter may refuse: either the filter closes the connection or it
-        keeps answering; it must not hang."""
+    def in_step(self, c, what, mail=False):
+        """After an odd command: the filter either closed this connection or is still in
+        step with the stream, so that a HELO (or with mail=True a MAIL) sent now gets its
+        answer.  libmilter silently drops malformed and out-of-order commands (no reply), so
+        replies to the odd commands may or may not come first.  It must not hang.  Returns
+        False if the filter closed the connection."""
+        if mail:
+            cmd, data, want = SMFIC_MAIL, b"<a@evil.example>\0", b"553 5.1.8 Sender a@evil"
+        else:
+            cmd, data, want = SMFIC_HELO, b"probe.example\0", b"550 5.7.1 probe ok"
         try:
-            return c.recv_packet(what)
-        except MilterClosed:
-            return None
+            c.send_packet(cmd, data)
+            for _ in range(16):
+                rcmd, rdata = c.recv_packet(what)
+                if rcmd == b"y" and rdata.startswith(want):
+                    return True
+        except (MilterClosed, ConnectionResetError, BrokenPipeError):
+            c.close()
+            return False
+        self.fail("%s: no answer to the %s that followed" % (what, "MAIL" if mail else "HELO"))
 
 
 class T10Helo(Base):
@@ -235,12 +261,12 @@ class T10Helo(Base):
     def test_helo_empty_packet(self):
         c = self.session(helo=None)
         c.send_packet(SMFIC_HELO, b"")
-        self.wait_closed_or_answer(c, "HELO without data")
+        self.in_step(c, "HELO without data")
 
     def test_helo_unterminated(self):
         c = self.session(helo=None)
         c.send_packet(SMFIC_HELO, b"xxx-no-nul")
-        self.wait_closed_or_answer(c, "HELO without NUL")
+        self.in_step(c, "HELO without NUL")
 
     def test_helo_control_chars_8bit_and_percent_in_reply(self):
         c = self.session(helo=None)
@@ -275,8 +301,6 @@ class T10Helo(Base):
         r = c.helo("xxx-second")
         self.assertEqual(r.action, "reject")
         self.assertIn("xxx-second", r.text)
-        c = self.session(helo="xxx-first")
-        c2 = c  # noqa: F841  (the first HELO was refused: the MTA would not go on)
 
 
 class T20Connect(Base):
@@ -312,41 +336,72 @@ class T20Connect(Base):
                      b"host\x004\x00\x19192.0.2.1", b"host\x00Z\x00\x19x\0"):
             c = self.client()
             c.send_packet(SMFIC_CONNECT, data)
-            if self.wait_closed_or_answer(c, "connect %r" % data) is not None:
-                c.send_packet(SMFIC_HELO, b"xxx\0")
-                self.wait_closed_or_answer(c, "HELO after connect %r" % data)
+            self.in_step(c, "connect %r" % data)
             c.close()
 
     def test_connect_twice_on_one_connection(self):
+        # libmilter ignores a second connect without QUIT_NC: the stream stays in step.
         c = self.session(helo="fine.example")
-        self.assertPass(c.connect("other.example", "192.0.2.2", 25), "second connect")
+        c.send_packet(SMFIC_CONNECT, b"other.example\x004\x00\x19192.0.2.2\0")
         r = c.helo("xxx")
-        self.assertEqual(r.text, "HELO xxx from other.example [192.0.2.2] refused")
+        self.assertEqual(r.action, "reject")
+        self.assertSafeText(r)
 
-    def test_quit_nc_starts_a_fresh_session(self):
-        c = self.session(helo="xxx")  # refused at HELO: connection state is CONN_REFUSED
+    def quit_nc_next_session(self, c):
+        """QUIT_NC, then a new SMTP session from another client on the same filter
+        connection: it must be judged on its own."""
+        # libmilter allows QUIT_NC only after EOM or an unknown SMTP command.
+        c.send_packet(b"U", b"NOOP\0")
+        self.assertEqual(c.recv_packet("unknown")[0], b"c")
         c.quit_nc()
         self.assertPass(c.connect("next.example", "192.0.2.3", 25), "connect after QUIT_NC")
-        self.assertPass(c.helo("fine.example"), "HELO of the next session")
+        r = c.helo("xxx-next")
+        self.assertEqual((r.action, r.text),
+                         ("reject", "HELO xxx-next from next.example [192.0.2.3] refused"),
+                         "the policy's answer to the next session after QUIT_NC")
+
+    def test_quit_nc_does_not_carry_connection_accept(self):
+        c = self.session(helo=None)
+        self.assertPass(c.helo("trusted.example"), "accepted, but add_header waits for EOM")
+        t = c.transaction("<a@ok.example>", ["<b@ok.example>"], [("Subject", "x")], b"BAD-BODY")
+        self.assertEqual(t.eom.action, "accept", t)
+        self.assertEqual(t.eom.added_headers(), [("X-Trusted", "trusted.example 192.0.2.1")])
+        self.quit_nc_next_session(c)
+
+    def test_quit_nc_does_not_carry_helo_tags(self):
+        c = self.session(helo="tagger.example")
+        t = c.transaction("<a@ok.example>", ["<b@ok.example>"])
+        self.assertEqual((t.mail.action, t.mail.text), ("reject", "tagged at HELO"))
+        c.send_packet(b"U", b"NOOP\0")  # an unknown SMTP command: QUIT_NC may follow it
+        self.assertEqual(c.recv_packet("unknown")[0], b"c")
+        c.quit_nc()
+        self.assertPass(c.connect("next.example", "192.0.2.3", 25))
+        self.assertPass(c.helo("fine.example"))
+        r = c.mail("<a@ok.example>")
+        self.assertEqual(r.action, "continue", "HELO tag of the previous session kept: %r" % r)
+
+    def test_quit_nc_after_message(self):
+        c = self.session(helo="fine.example")
         self.message_ok(c)
+        self.quit_nc_next_session(c)
 
 
 class T30Envelope(Base):
     def test_mail_empty_argv(self):
         c = self.session()
         c.send_packet(SMFIC_MAIL, b"")
-        self.wait_closed_or_answer(c, "MAIL without arguments")
+        self.in_step(c, "MAIL without arguments")
 
     def test_rcpt_empty_argv(self):
         c = self.session()
         self.assertPass(c.mail("<a@ok.example>"))
         c.send_packet(SMFIC_RCPT, b"")
-        self.wait_closed_or_answer(c, "RCPT without arguments")
+        self.in_step(c, "RCPT without arguments")
 
     def test_mail_unterminated(self):
         c = self.session()
         c.send_packet(SMFIC_MAIL, b"<a@evil.example>")
-        self.wait_closed_or_answer(c, "MAIL without NUL")
+        self.in_step(c, "MAIL without NUL")
 
     def test_odd_addresses(self):
         cases = ["<>", "", "<", ">", "<<>>", "@", "<@>", "nodomain", "<nodomain>",
@@ -406,32 +461,38 @@ class T30Envelope(Base):
             self.assertPass(r, "MAIL args %r" % args[:2])
             c.abort()
 
+    def out_of_order(self, c, packets, what):
+        """Sends packets without waiting for answers; libmilter drops those its state
+        machine does not allow.  Then the connection must still be in step and serve a
+        normal message."""
+        for cmd, data in packets:
+            c.send_packet(cmd, data)
+        self.assertTrue(self.in_step(c, what, mail=True), "%s: connection closed" % what)
+        c.abort()
+        self.message_ok(c)
+
     def test_rcpt_before_mail(self):
         c = self.session()
-        r = c.rcpt("<reject-me@x.example>")
-        self.assertEqual(r.action, "reject")
-        self.assertPass(c.rcpt("<b@ok.example>"), "RCPT before MAIL")
-        self.message_ok(c)
+        self.out_of_order(c, [(SMFIC_RCPT, b"<reject-me@x.example>\0"),
+                              (SMFIC_RCPT, b"<b@ok.example>\0")], "RCPT before MAIL")
 
     def test_eom_without_mail(self):
         c = self.session()
-        r = c.eom()
-        self.assertIn(r.action, ("continue", "accept"))
-        c.send_packet(SMFIC_BODY, b"BAD-BODY")
-        r = c.read_response("body")
-        self.assertPass(r)
-        r = c.eom()
-        self.assertEqual(r.action, "reject", "a bad body without MAIL is still refused")
-        self.message_ok(c)
+        self.out_of_order(c, [(SMFIC_BODYEOB, b""), (SMFIC_BODY, b"BAD-BODY"),
+                              (SMFIC_BODYEOB, b"")], "EOM without MAIL")
 
     def test_data_header_eoh_without_mail(self):
         c = self.session()
-        self.assertPass(c.data())
-        self.assertPass(c.header("X-Tag", "tag"))
-        self.assertPass(c.header("Subject", "reject"))
-        r = c.eoh()
-        self.assertEqual(r.action, "reject")
-        self.message_ok(c)
+        self.out_of_order(c, [(SMFIC_DATA, b""), (SMFIC_HEADER, b"X-Tag\0tag\0"),
+                              (SMFIC_HEADER, b"Subject\0reject\0"), (SMFIC_EOH, b"")],
+                          "DATA, header, EOH without MAIL")
+
+    def test_everything_before_connect(self):
+        c = self.client()
+        self.out_of_order(c, [(SMFIC_RCPT, b"<b@ok.example>\0"), (SMFIC_DATA, b""),
+                              (SMFIC_HEADER, b"Subject\0reject\0"), (SMFIC_EOH, b""),
+                              (SMFIC_BODY, b"BAD-BODY"), (SMFIC_BODYEOB, b""),
+                              (SMFIC_ABORT, b"")], "a message without connect or MAIL")
 
     def test_mail_without_helo_and_without_connect(self):
         c = self.client()
@@ -507,7 +568,9 @@ class T40Headers(Base):
     def test_odd_header_names(self):
         c = self.session()
         self.through_data(c)
-        for name in ["", ":", "Sub:ject", "X-Tag:", " X-Tag", "\xff\xfe", "a" * 60000,
+        # (An empty name makes libmilter drop the connection: tested with the malformed
+        # packets below.)
+        for name in [":", "Sub:ject", "X-Tag:", " X-Tag", "\xff\xfe", "a" * 60000,
                      "Subject\r\n", "\x01"]:
             self.assertPass(c.header(name, "reject tag"), "header name %r" % name[:20])
         r = c.eoh()
@@ -522,11 +585,7 @@ class T40Headers(Base):
             self.through_data(c)
             c.send_packet(SMFIC_HEADER, data)
             if c.sock is not None:
-                try:
-                    c.send_packet(SMFIC_EOH)
-                    self.wait_closed_or_answer(c, "EOH after header %r" % data)
-                except MilterClosed:
-                    pass
+                self.in_step(c, "header %r" % data)
             c.close()
 
     def test_header_value_nul_and_ctl(self):
@@ -541,7 +600,7 @@ class T40Headers(Base):
     def test_header_value_64k_expanded(self):
         c = self.session()
         self.through_data(c)
-        self.assertPass(c.header("Subject", "reject " + ("%\r\n\t\x01\xe9" * 12000)))
+        self.assertPass(c.header("Subject", "reject " + ("%\r\n\t\x01\xe9" * 9000)))
         r = c.eoh()
         self.assertEqual(r.action, "reject")
         self.assertSafeText(r)
@@ -560,11 +619,9 @@ class T40Headers(Base):
         c = self.session()
         self.through_data(c)
         self.assertPass(c.header("X-Redos", "a" * 5000 + "!"))
-        start = time.monotonic()
         r = c.eoh()
         # The match limit turns the explosion into a runtime error: on_error = tempfail.
         self.assertEqual((r.action, r.code), ("tempfail", "451"), r)
-        self.assertLess(time.monotonic() - start, 9, "the regex ran unbounded")
 
     def test_folded_only_whitespace(self):
         c = self.session()
@@ -603,7 +660,7 @@ class T50Body(Base):
         c = self.session()
         self.through_eoh(c)
         c.send_packet(SMFIC_BODY, b"")
-        self.wait_closed_or_answer(c, "empty body chunk")
+        self.in_step(c, "empty body chunk")
 
     def test_body_with_nul_before_marker(self):
         c = self.session()
@@ -617,13 +674,16 @@ class T50Body(Base):
         c = self.session()
         self.through_eoh(c)
         # More than libmilter's packet limit: it must refuse this connection, not crash.
-        c.sock.sendall(raw_packet(SMFIC_BODY, b"B" * (2 * 1024 * 1024)))
-        self.wait_closed_or_answer(c, "2 MB body packet")
+        try:
+            c.sock.sendall(raw_packet(SMFIC_BODY, b"B" * (2 * 1024 * 1024)))
+        except (ConnectionResetError, BrokenPipeError):
+            return
+        self.in_step(c, "2 MB body packet")
 
     def test_ten_mb_body_in_small_chunks_stays_bounded(self):
         c = self.session()
         self.through_eoh(c)
-        chunk = b"0123456789abcdef" * 4096  # 64 KiB
+        chunk = (b"0123456789abcdef" * 4096)[:65535]  # libmilter's largest packet
         for _ in range(160):
             c.send_packet(SMFIC_BODY, chunk)
         for _ in range(160):
@@ -637,19 +697,24 @@ class T50Body(Base):
 class T60Macros(Base):
     def test_huge_macro_value(self):
         c = self.session()
-        r = c.mail("<a@evil.example>", macros={"{huge}": "M%" * 30000, "i": "Q" * 60000})
+        r = c.mail("<a@evil.example>", macros={"{huge}": "M%" * 15000, "i": "Q" * 30000})
         self.assertEqual(r.action, "reject")
         self.assertSafeText(r)
 
     def test_malformed_macro_packets(self):
-        for data in (b"", b"M", b"M\0", b"Mi", b"Mi\0", b"Mi\0v", b"Z{huge}\0x\0",
-                     b"M{huge}\0" + b"x" * 100 + b"\0odd\0", b"Mhuge\0nobraces\0",
-                     b"M{}\0\0", b"M\0\0\0\0"):
+        # Not here: a list with an odd number of strings ("Mi\0"), which makes libmilter's
+        # own smfi_getsymval() read past its array (libmilter 8.17.1.9; see the report):
+        # no filter built on libmilter survives it, and no MTA sends it.
+        for data in (b"", b"M", b"Mi", b"Z{huge}\0x\0", b"Mhuge\0nobraces\0", b"M{}\0\0",
+                     b"M\0\0\0\0", b"M{huge}\0" + b"%" * 60000 + b"\0i\0\0",
+                     b"U{huge}\0x\0", b"Ai\0x\0", b"Qi\0x\0"):
             c = self.session()
             try:
                 c.send_packet(SMFIC_MACRO, data)
-                r = c.mail("<a@evil.example>")
-                self.assertEqual(r.action, "reject", "macro packet %r" % data)
+                c.send_packet(SMFIC_MAIL, b"<a@evil.example>\0")
+                r = c.read_response("mail")
+                self.assertEqual(r.action, "reject", "macro packet %r" % data[:20])
+                self.assertSafeText(r)
             except MilterClosed:
                 pass
             c.close()
@@ -693,8 +758,6 @@ class T70Sequence(Base):
             self.run_to(c, last)
             c.abort()
             c.abort()  # twice: an MTA may send a second one
-            if last in ("connect", "helo"):
-                self.assertPass(c.connect("seq.example", "192.0.2.4", 25))
             self.message_ok(c)
             c.quit()
 
@@ -721,23 +784,23 @@ class T70Sequence(Base):
                                         (0xffffffff, 0xffffffff, 0xffffffff), (6, 0x1ff, 0)):
             c = self.client(negotiate=False, strict=False)
             c.send_packet(SMFIC_OPTNEG, struct.pack("!III", version, actions, proto))
-            if self.wait_closed_or_answer(c, "negotiate %r" % ((version, actions, proto),)):
-                try:
-                    r = c.connect("h", "192.0.2.1", 25)
-                    if r.action == "continue":
-                        r = c.helo("xxx")
-                        self.assertIn(r.action, ("reject", "noreply", "skipped"))
-                except MilterError:
-                    pass
+            self.in_step(c, "negotiate %r" % ((version, actions, proto),))
             c.close()
 
     def test_negotiate_twice_and_commands_before_negotiation(self):
-        c = self.client()
-        c.negotiate()
+        c = self.session()
+        c.send_packet(SMFIC_OPTNEG, struct.pack("!III", 6, 0x1ff, 0x1fffff))
+        self.assertTrue(self.in_step(c, "negotiate twice", mail=True))
+        c.abort()
         self.message_ok(c)
+        # Without negotiation the filter has no state for the connection: a safe tempfail
+        # at every stage that has a reply (libmilter drops the connect itself).
         c = self.client(negotiate=False)
         c.send_packet(SMFIC_CONNECT, b"host\x004\x00\x19192.0.2.1\0")
-        self.wait_closed_or_answer(c, "connect before negotiation")
+        c.send_packet(SMFIC_HELO, b"probe.example\0")
+        self.assertEqual(c.recv_packet("HELO before negotiation"), (b"t", b""))
+        c.send_packet(SMFIC_MAIL, b"<a@ok.example>\0")
+        self.assertEqual(c.recv_packet("MAIL before negotiation"), (b"t", b""))
 
     def test_unknown_commands_and_bad_lengths(self):
         for pkt in (raw_packet(b"Z", b"junk"), raw_packet(b"\0"), struct.pack("!I", 0),
@@ -745,14 +808,16 @@ class T70Sequence(Base):
                     struct.pack("!I", 0xffffffff) + b"L"):
             c = self.session()
             c.sock.sendall(pkt)
-            self.wait_closed_or_answer(c, "packet %r" % pkt[:8])
+            self.in_step(c, "packet %r" % pkt[:8])
             c.close()
 
     def test_eom_twice_and_abort_after_eom(self):
         c = self.session()
         self.run_to_eoh(c)
         self.assertIn(c.eom().action, ("continue", "accept"))
-        self.assertIn(c.eom().action, ("continue", "accept"))
+        c.send_packet(SMFIC_BODYEOB)  # dropped by libmilter: not allowed after EOM
+        c.send_packet(SMFIC_ABORT)
+        self.assertTrue(self.in_step(c, "EOM twice", mail=True))
         c.abort()
         self.message_ok(c)
 
@@ -774,57 +839,46 @@ class T70Sequence(Base):
 
 
 class T99Stop(unittest.TestCase):
-    def test_sigterm_with_open_sessions_mid_message(self):
+    def test_sigterm_mid_message_loses_nothing(self):
+        """SIGTERM while messages are in flight: each is still answered as the policy says,
+        then the daemon exits by itself with status 0 and no sanitizer report."""
         with Daemon(rules={"50-hostile.rules": RULES}) as d:
             cs = []
-            for i in range(5):
+            for i in range(4):
                 c = MilterClient(d.address)
                 c.negotiate()
                 c.connect("h", "192.0.2.1", 25)
                 c.mail("<a@ok.example>")
                 c.rcpt("<b@ok.example>")
                 cs.append(c)
-            status = d.stop()
-            for c in cs:
-                c.close()
-            self.assertFalse(d.killed, "SIGTERM did not stop the daemon; log:\n" + d.log())
-            self.assertEqual(status, 0, "exit status on SIGTERM; log:\n" + d.log()[-3000:])
+            gone = MilterClient(d.address)  # an MTA that goes away mid-message
+            gone.negotiate()
+            gone.connect("h", "192.0.2.1", 25)
+            gone.mail("<a@ok.example>")
+            d.signal(signal.SIGTERM)
+            gone.close()
+            for i, c in enumerate(cs):
+                c.data()
+                c.eoh()
+                c.body_chunk(b"BAD-BODY" if i % 2 else b"fine")
+                r = c.eom()
+                self.assertEqual(r.action, "reject" if i % 2 else "continue",
+                                 "message %d after SIGTERM: %r" % (i, r))
+                c.quit()
+            try:
+                status = d.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                status = None
+            self.assertEqual(status, 0, "exit after the last message; log:\n" + d.log()[-3000:])
             log = d.log()
-            for mark in SANITIZER_MARKS:
-                self.assertNotIn(mark, log, log[-4000:])
+            self.assertIsNone(runner.sanitizer_report(log))
 
 
-class CountingResult(unittest.TextTestResult):
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.passed = 0
-
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        self.passed += 1
-
-
-def main(argv):
-    verbosity = 2 if "-v" in argv else 1
-    names = [a for a in argv[1:] if not a.startswith("-")]
-    loader = unittest.TestLoader()
-    if names:
-        suite = loader.loadTestsFromNames(names, sys.modules[__name__])
-    else:
-        suite = loader.loadTestsFromModule(sys.modules[__name__])
-    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=verbosity,
-                                     resultclass=CountingResult)
-    try:
-        result = runner.run(suite)
-    finally:
-        if _daemon is not None:
-            _finish(_daemon)
-    for p in _problems:
-        print("FAIL: " + p)
-    failed = result.testsRun - result.passed + len(_problems)
-    print("%d passed, %d failed" % (result.passed, failed))
-    return 1 if failed or result.testsRun == 0 else 0
+def finish_daemon():
+    if _daemon is not None:
+        _finish(_daemon)
+    return _problems
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(runner.main(sys.argv, __name__, finish=finish_daemon))

@@ -6,7 +6,7 @@ and every answer is checked against SPEC.md: action, code, enhanced code and tex
 
     python3 tests/proto/test_protocol.py [-v] [TestClass[.test_name] ...]
 
-The daemon is $MP_DAEMON (default /work/main/filter/milter-policy).  MP_KEEP=1 keeps the
+The daemon is $MP_DAEMON (default: filter/milter-policy in this tree).  MP_KEEP=1 keeps the
 temporary directories (config, rules, stderr log).  Prints "N passed, N failed" last; exits
 non-zero if any test failed.
 """
@@ -20,6 +20,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import runner  # noqa: E402
 from daemon import Daemon  # noqa: E402
 from milterclient import (POSTFIX_MACROS, SMFIF_ADDHDRS, SMFIF_QUARANTINE,  # noqa: E402
                           SMFIP_NOBODY, SMFIP_NOCONNECT, SMFIP_NOEOH, SMFIP_NOHDRS,
@@ -61,9 +62,6 @@ def get_daemon(key, **kwargs):
     return d
 
 
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
-
-
 def stop_daemons():
     """Stops every daemon; returns what went wrong: a non-zero exit status on SIGTERM, or a
     sanitizer report in its log (an ASan build reports leaks only at exit)."""
@@ -73,10 +71,9 @@ def stop_daemons():
         log = d.log()
         if status != 0:
             problems.append("daemon %s: exit status %s on SIGTERM" % (key, status))
-        for mark in SANITIZER_MARKS:
-            if mark in log:
-                i = log.index(mark)
-                problems.append("daemon %s: sanitizer report:\n%s" % (key, log[i:i + 3000]))
+        report = runner.sanitizer_report(log)
+        if report:
+            problems.append("daemon %s: sanitizer report:\n%s" % (key, report))
         d.cleanup()
     _daemons.clear()
     return problems
@@ -729,36 +726,5 @@ class T99Stop(unittest.TestCase):
             self.assertEqual(status, 0, "exit status on SIGTERM; log:\n" + d.log()[-3000:])
 
 
-class CountingResult(unittest.TextTestResult):
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.passed = 0
-
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        self.passed += 1
-
-
-def main(argv):
-    verbosity = 2 if "-v" in argv else 1
-    names = [a for a in argv[1:] if not a.startswith("-")]
-    loader = unittest.TestLoader()
-    if names:
-        suite = loader.loadTestsFromNames(names, sys.modules[__name__])
-    else:
-        suite = loader.loadTestsFromModule(sys.modules[__name__])
-    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=verbosity,
-                                     resultclass=CountingResult)
-    try:
-        result = runner.run(suite)
-    finally:
-        problems = stop_daemons()
-    for p in problems:
-        print("FAIL: " + p)
-    failed = result.testsRun - result.passed + len(problems)
-    print("%d passed, %d failed" % (result.passed, failed))
-    return 1 if failed or result.testsRun == 0 else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(runner.main(sys.argv, __name__, finish=stop_daemons))

@@ -11,7 +11,7 @@ the running policy in place.
 
     python3 tests/proto/test_reload.py [-v] [TestClass[.test_name] ...]
 
-The daemon is $MP_DAEMON (default /work/main/filter/milter-policy); every daemon is stopped
+The daemon is $MP_DAEMON (default: filter/milter-policy in this tree); every daemon is stopped
 with SIGTERM at the end of its test, must exit 0, and its log must hold no AddressSanitizer,
 LeakSanitizer or UBSan report (so an ASan build is checked for leaks too).  MP_KEEP=1 keeps
 the temporary directories.  Prints "N passed, N failed" last; exits 1 if any test failed.
@@ -31,6 +31,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import runner  # noqa: E402
 from daemon import Daemon, free_port  # noqa: E402
 from milterclient import POSTFIX_MACROS, MilterClient  # noqa: E402
 
@@ -48,7 +49,6 @@ BURST_SIGNALS = 1000
 WAIT = 20.0            # bound on every wait for the daemon (never a pass/fail timing)
 STORM_DEADLINE = 45.0  # bound on the whole signal loop
 
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 PASS = ("continue", "noreply", "skipped")
 EOM_PASS = ("continue", "accept")
 
@@ -433,14 +433,6 @@ def open_connections(pid):
     return n
 
 
-def sanitizer_report(log):
-    for mark in SANITIZER_MARKS:
-        if mark in log:
-            i = log.index(mark)
-            return log[max(0, i - 200):i + 4000]
-    return None
-
-
 class Base(unittest.TestCase):
     maxDiff = None
 
@@ -466,7 +458,7 @@ class Base(unittest.TestCase):
         log = d.log()
         self.assertFalse(d.killed, "SIGTERM did not stop the daemon; log tail:\n" + log[-3000:])
         self.assertEqual(status, 0, "exit status on SIGTERM; log tail:\n" + log[-3000:])
-        report = sanitizer_report(log)
+        report = runner.sanitizer_report(log)
         self.assertIsNone(report, "sanitizer report in the daemon's log:\n%s" % report)
 
     def reload(self, d, content, sig=signal.SIGHUP, match=None):
@@ -789,32 +781,5 @@ class T50Stop(Base):
         self.finish(d)
 
 
-class CountingResult(unittest.TextTestResult):
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.passed = 0
-
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        self.passed += 1
-
-
-def main(argv):
-    verbosity = 2 if "-v" in argv else 1
-    names = [a for a in argv[1:] if not a.startswith("-")]
-    loader = unittest.TestLoader()
-    if names:
-        suite = loader.loadTestsFromNames(names, sys.modules[__name__])
-    else:
-        suite = loader.loadTestsFromModule(sys.modules[__name__])
-    print("daemon: %s" % os.environ.get("MP_DAEMON", "(default)"))
-    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=verbosity,
-                                     resultclass=CountingResult)
-    result = runner.run(suite)
-    failed = result.testsRun - result.passed
-    print("%d passed, %d failed" % (result.passed, failed))
-    return 1 if failed or result.testsRun == 0 else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(runner.main(sys.argv, __name__))
