@@ -1,6 +1,8 @@
 /*
  * cfgfile.c - reading configuration files for libconfuse (see cfgfile.h for why).
  */
+#include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -76,22 +78,6 @@ char *cfgfile_prepare(const char *text)
 	return out;
 }
 
-/* The file as text: a NUL byte means it is not a rule file (and libconfuse would stop there). */
-static char *read_text(const char *path, struct diag *d)
-{
-	char *buf;
-	size_t len;
-
-	if (file_read(path, &buf, &len, d) != 0)
-		return NULL;
-	if (strlen(buf) != len) {
-		diag_add(d, path, 0, "contains a NUL byte: not a text file");
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
-
 static void report(cfg_t *cfg, const char *fmt, va_list ap)
 {
 	char msg[512];
@@ -100,21 +86,24 @@ static void report(cfg_t *cfg, const char *fmt, va_list ap)
 	diag_add(cur_diag, cur_path, cfg != NULL ? cfg->line : 0, "%s", msg);
 }
 
-int cfgfile_parse(cfg_t *cfg, const char *path, struct diag *d, char **textp)
+char *cfgfile_read(const char *path, struct diag *d)
 {
-	char *raw = read_text(path, d), *text;
-	int rc;
+	char *raw, *text;
+	size_t len;
 
-	if (textp != NULL)
-		*textp = NULL;
-	if (raw == NULL)
-		return -1;
+	if (file_read(path, &raw, &len, d) != 0)
+		return NULL;
 	text = cfgfile_prepare(raw);
 	free(raw);
-	if (text == NULL) {
+	if (text == NULL)
 		diag_add(d, path, 0, "cannot read: out of memory");
-		return -1;
-	}
+	return text;
+}
+
+int cfgfile_parse_text(cfg_t *cfg, const char *path, const char *text, struct diag *d)
+{
+	int rc;
+
 	pthread_mutex_lock(&cfgfile_lock);
 	cur_diag = d;
 	cur_path = path;
@@ -123,11 +112,19 @@ int cfgfile_parse(cfg_t *cfg, const char *path, struct diag *d, char **textp)
 	cur_diag = NULL;
 	cur_path = NULL;
 	pthread_mutex_unlock(&cfgfile_lock);
-	if (textp != NULL)
-		*textp = text;
-	else
-		free(text);
 	return rc == CFG_SUCCESS ? 0 : -1;
+}
+
+int cfgfile_parse(cfg_t *cfg, const char *path, struct diag *d)
+{
+	char *text = cfgfile_read(path, d);
+	int rc;
+
+	if (text == NULL)
+		return -1;
+	rc = cfgfile_parse_text(cfg, path, text, d);
+	free(text);
+	return rc;
 }
 
 struct diag *cfgfile_diag(void)
@@ -140,35 +137,102 @@ const char *cfgfile_path(void)
 	return cur_path;
 }
 
+/* A walk over prepared text that stops at each top-level `word "title"` section. */
+struct section_scan {
+	const char *text, *p;
+	int line, depth;
+	char quote;
+};
+
+/* The next top-level section: its first character (the word), with its line in s->line and
+   the length of the word in *wordlen; NULL at the end of the text. */
+static const char *scan_next_section(struct section_scan *s, size_t *wordlen)
+{
+	for (; *s->p != '\0'; s->p++) {
+		const char *p = s->p, *q = p;
+
+		if (*p == '\n')
+			s->line++;
+		if (s->quote != 0) {
+			if (*p == '\\' && p[1] != '\0' && (s->quote == '"' || p[1] == '\''))
+				s->p++;
+			else if (*p == s->quote)
+				s->quote = 0;
+			continue;
+		}
+		if (*p == '"' || *p == '\'') {
+			s->quote = *p;
+			continue;
+		}
+		if (*p == '{' || *p == '}') {
+			s->depth += *p == '{' ? 1 : -1;
+			continue;
+		}
+		if (s->depth != 0 || !(isalpha((unsigned char)*p) || *p == '_') ||
+		    (p != s->text && strchr(" \t\n}", p[-1]) == NULL))
+			continue;
+		while (isalnum((unsigned char)*q) || *q == '_' || *q == '-')
+			q++;
+		*wordlen = (size_t)(q - p);
+		while (*q == ' ' || *q == '\t')
+			q++;
+		s->p = q; /* past the word: it is not looked at twice */
+		if (*q == '"')
+			return p;
+		s->p--;
+	}
+	return NULL;
+}
+
 int *cfgfile_section_lines(const char *text, const char *kind, size_t *n)
 {
-	size_t klen = strlen(kind), cap = 0;
-	int *lines = NULL, line = 1, depth = 0;
-	char quote = 0;
+	struct section_scan s = {text, text, 1, 0, 0};
+	size_t klen = strlen(kind), wlen, cap = 0;
+	const char *w;
+	int *lines = NULL;
 
 	*n = 0;
-	for (const char *p = text; *p != '\0'; p++) {
-		if (*p == '\n')
-			line++;
-		if (quote != 0) {
-			if (*p == '\\' && p[1] != '\0' && (quote == '"' || p[1] == '\''))
-				p++;
-			else if (*p == quote)
-				quote = 0;
-		} else if (*p == '"' || *p == '\'') {
-			quote = *p;
-		} else if (*p == '{' || *p == '}') {
-			depth += *p == '{' ? 1 : -1;
-		} else if (depth == 0 && strncmp(p, kind, klen) == 0 &&
-		           (p == text || strchr(" \t\n}", p[-1]) != NULL)) {
-			const char *q = p + klen;
-			while (*q == ' ' || *q == '\t')
-				q++;
-			if (*q == '"') {
-				mem_grow((void **)&lines, *n, &cap, sizeof(*lines));
-				lines[(*n)++] = line;
-			}
+	while ((w = scan_next_section(&s, &wlen)) != NULL) {
+		if (wlen == klen && strncmp(w, kind, klen) == 0) {
+			mem_grow((void **)&lines, *n, &cap, sizeof(*lines));
+			lines[(*n)++] = s.line;
 		}
 	}
 	return lines;
+}
+
+/* text[from, to) preceded by line breaks for the lines before it: libconfuse counts lines from
+   1 in every buffer it is given. */
+static char *part_copy(const char *text, size_t from, size_t to, int line)
+{
+	char *out = mem_alloc((size_t)(line - 1) + (to - from) + 1);
+
+	memset(out, '\n', (size_t)(line - 1));
+	memcpy(out + line - 1, text + from, to - from);
+	out[(size_t)(line - 1) + (to - from)] = '\0';
+	return out;
+}
+
+char **cfgfile_split(const char *text, size_t max_sections, size_t *nparts)
+{
+	struct section_scan s = {text, text, 1, 0, 0};
+	size_t from = 0, count = 0, cap = 0, wlen;
+	int from_line = 1;
+	const char *w;
+	char **parts = NULL;
+
+	assert(max_sections > 0);
+	*nparts = 0;
+	while ((w = scan_next_section(&s, &wlen)) != NULL) {
+		if (count++ < max_sections)
+			continue;
+		mem_grow((void **)&parts, *nparts, &cap, sizeof(*parts));
+		parts[(*nparts)++] = part_copy(text, from, (size_t)(w - text), from_line);
+		from = (size_t)(w - text);
+		from_line = s.line;
+		count = 1;
+	}
+	mem_grow((void **)&parts, *nparts, &cap, sizeof(*parts));
+	parts[(*nparts)++] = part_copy(text, from, strlen(text), from_line);
+	return parts;
 }

@@ -276,7 +276,7 @@ static int parse_checked(cfg_t *cfg, const char *path, struct diag *d)
 {
 	size_t before = diag_count(d);
 
-	if (cfgfile_parse(cfg, path, d, NULL) != 0)
+	if (cfgfile_parse(cfg, path, d) != 0)
 		return -1;
 	return diag_count(d) > before ? -1 : 0;
 }

@@ -88,6 +88,56 @@ static int diag_grow(struct diag *d)
 	return 0;
 }
 
+/* The length of the valid UTF-8 sequence at s (1 to 4), or 0 if the bytes there are not one
+   (a stray continuation byte, an overlong form, a surrogate, beyond U+10FFFF, cut short). */
+static size_t diag_utf8_len(const unsigned char *s)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (s[0] == 0xe0)
+		lo = 0xa0;
+	else if (s[0] == 0xed)
+		hi = 0x9f;
+	else if (s[0] == 0xf0)
+		lo = 0x90;
+	else if (s[0] == 0xf4)
+		hi = 0x8f;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* Messages quote what was in a file, and a file may be binary: every control character and
+   every byte that is not valid UTF-8 becomes '?', so that no log or terminal gets raw bytes. */
+static void diag_printable(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p != '\0') {
+		size_t n = diag_utf8_len(p);
+
+		if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f))) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
 void diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
 {
 	char *msg, *full = NULL;
@@ -105,6 +155,7 @@ void diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
 		d->lost++;
 		return;
 	}
+	diag_printable(full);
 	d->lines[d->count++] = full;
 }
 

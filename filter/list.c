@@ -619,7 +619,8 @@ static const char *list_kind_word(enum list_kind kind)
 	}
 }
 
-/* err = "bad <kind> '<entry>': <why>", the entry made printable and cut if long. */
+/* err = "bad <kind> '<entry>': <why>", the entry cut if long; a NUL or other control byte
+   shows as '?' (the entry is not a C string; diag_add makes the rest of the line printable). */
 static int list_bad(const struct list_index *idx, const char *entry, size_t len, char *err,
                     size_t errlen, const char *why)
 {

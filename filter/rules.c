@@ -33,9 +33,12 @@ struct optline {
 	int line;
 };
 
+/* A rule file is parsed in parts of at most RULES_PART_SECTIONS sections (see cfgfile_split);
+   each part is one rulefile here, with the file's path. */
+#define RULES_PART_SECTIONS 1000
+
 struct rulefile {
 	char *path;
-	char *text; /* comment-free, to find section lines */
 	cfg_t *cfg;
 	bool parsed;
 	struct optline *lines; /* sorted by section, then option name, once parsed */
@@ -56,8 +59,8 @@ struct tagdef {
 struct build {
 	struct policy *p;
 	struct diag *d;
-	struct rulefile *files;
-	size_t nfiles;
+	struct rulefile *files; /* every part of every file, in order */
+	size_t nfiles, files_cap;
 	struct tagdef *tags;
 	size_t rules_cap, lists_cap;
 };
@@ -75,8 +78,7 @@ static int optline_cmp(const void *a, const void *b)
 static int option_line(const struct rulefile *f, cfg_t *sec, const char *opt)
 {
 	struct optline key = {sec, opt, 0};
-	const struct optline *hit =
-	        bsearch(&key, f->lines, f->nlines, sizeof(key), optline_cmp);
+	const struct optline *hit = bsearch(&key, f->lines, f->nlines, sizeof(key), optline_cmp);
 
 	return hit != NULL ? hit->line : 0;
 }
@@ -198,7 +200,8 @@ static void load_list(struct build *b, struct rulefile *f, unsigned k)
 	}
 	l = list_new(name, f->path, line);
 	for (unsigned i = 0; i < cfg_size(sec, "items"); i++)
-		list_add_item(l, cfg_getnstr(sec, "items", i), f->path, option_line(f, sec, "items"));
+		list_add_item(l, cfg_getnstr(sec, "items", i), f->path,
+		              option_line(f, sec, "items"));
 	for (unsigned i = 0; i < cfg_size(sec, "file"); i++) {
 		char *path = resolve_path(f->path, cfg_getnstr(sec, "file", i));
 		list_add_file(l, path, b->d);
@@ -416,8 +419,8 @@ static void decide_stage(struct rulectx *rc, enum stage needed, enum stage min)
 	}
 	if (r->stage < min)
 		rule_error(rc, "stage",
-		           "stage %s is too early: the rule uses a field first known at stage %s", s,
-		           stage_name(min));
+		           "stage %s is too early: the rule uses a field first known at stage %s",
+		           s, stage_name(min));
 }
 
 static void compile_rule(struct build *b, struct rulefile *f, unsigned k)
@@ -497,7 +500,7 @@ static void check_rule_names(struct build *b)
 	free(sorted);
 }
 
-static void parse_file(struct build *b, struct rulefile *f)
+static bool parse_part(struct build *b, struct rulefile *f, const char *text)
 {
 	f->cfg = cfg_init(file_opts, CFGF_NONE);
 	if (f->cfg == NULL)
@@ -505,14 +508,39 @@ static void parse_file(struct build *b, struct rulefile *f)
 	set_validators(f->cfg, "rule", rule_opts);
 	set_validators(f->cfg, "list", list_opts);
 	parsing = f;
-	if (cfgfile_parse(f->cfg, f->path, b->d, &f->text) != 0)
-		return;
+	if (cfgfile_parse_text(f->cfg, f->path, text, b->d) != 0)
+		return false;
 	qsort(f->lines, f->nlines, sizeof(*f->lines), optline_cmp);
-	f->rule_lines = cfgfile_section_lines(f->text, "rule", &f->nrule_lines);
-	f->list_lines = cfgfile_section_lines(f->text, "list", &f->nlist_lines);
-	f->parsed = true;
-	for (unsigned i = 0; i < cfg_size(f->cfg, "list"); i++)
-		load_list(b, f, i);
+	f->rule_lines = cfgfile_section_lines(text, "rule", &f->nrule_lines);
+	f->list_lines = cfgfile_section_lines(text, "list", &f->nlist_lines);
+	return true;
+}
+
+/* A file contributes its lists and rules only if every part of it parsed. */
+static void parse_file(struct build *b, char *path)
+{
+	char *text = cfgfile_read(path, b->d), **parts;
+	size_t nparts, first = b->nfiles, i;
+	bool ok = true;
+
+	if (text == NULL)
+		return;
+	parts = cfgfile_split(text, RULES_PART_SECTIONS, &nparts);
+	free(text);
+	for (i = 0; i < nparts; i++) {
+		if (ok) {
+			mem_grow((void **)&b->files, b->nfiles, &b->files_cap, sizeof(*b->files));
+			b->files[b->nfiles] = (struct rulefile){.path = path};
+			ok = parse_part(b, &b->files[b->nfiles++], parts[i]);
+		}
+		free(parts[i]);
+	}
+	free(parts);
+	for (i = first; ok && i < b->nfiles; i++) {
+		b->files[i].parsed = true;
+		for (unsigned k = 0; k < cfg_size(b->files[i].cfg, "list"); k++)
+			load_list(b, &b->files[i], k);
+	}
 }
 
 static void index_by_stage(struct policy *p)
@@ -537,14 +565,10 @@ struct policy *rules_compile(char *const *paths, size_t npaths, struct diag *d)
 	b.p = mem_calloc(1, sizeof(*b.p));
 	b.p->refs = 1;
 	b.d = d;
-	b.files = mem_calloc(npaths, sizeof(*b.files));
-	b.nfiles = npaths;
 	pthread_mutex_lock(&rules_lock);
-	for (size_t i = 0; i < npaths; i++) {
-		b.files[i].path = paths[i];
-		parse_file(&b, &b.files[i]);
-	}
 	for (size_t i = 0; i < npaths; i++)
+		parse_file(&b, paths[i]);
+	for (size_t i = 0; i < b.nfiles; i++)
 		for (unsigned k = 0; b.files[i].parsed && k < cfg_size(b.files[i].cfg, "rule"); k++)
 			compile_rule(&b, &b.files[i], k);
 	check_rule_names(&b);
@@ -552,10 +576,10 @@ struct policy *rules_compile(char *const *paths, size_t npaths, struct diag *d)
 	pthread_mutex_unlock(&rules_lock);
 
 	b.p->files = mem_calloc(npaths, sizeof(char *));
-	for (size_t i = 0; i < npaths; i++) {
+	for (size_t i = 0; i < npaths; i++)
 		b.p->files[b.p->nfiles++] = mem_strdup(paths[i]);
+	for (size_t i = 0; i < b.nfiles; i++) {
 		cfg_free(b.files[i].cfg);
-		free(b.files[i].text);
 		free(b.files[i].lines);
 		free(b.files[i].rule_lines);
 		free(b.files[i].list_lines);

@@ -14,7 +14,8 @@ struct diag;
 struct diag *diag_new(void);
 void diag_free(struct diag *d); /* diag_free(NULL) is a no-op */
 
-/* Adds "file:line: message".  line <= 0 gives "file: message"; file NULL gives "message". */
+/* Adds "file:line: message".  line <= 0 gives "file: message"; file NULL gives "message".
+   Control characters and bytes that are not valid UTF-8 are stored as '?'. */
 void diag_add(struct diag *d, const char *file, int line, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 

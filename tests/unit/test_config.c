@@ -161,6 +161,28 @@ static void test_diag_format(void **state)
 	diag_free(NULL);
 }
 
+/* What a file quoted into a message cannot put into a log: control characters and bytes that
+   are not UTF-8 (stray, overlong, surrogate, too large, cut short).  Valid UTF-8 stays. */
+static void test_diag_printable(void **state)
+{
+	struct diag *d = diag_new();
+
+	(void)state;
+	diag_add(d, "r\tx.rules", 3, "name '%s'", "a\x01\x1b[31m\x7f\n");
+	diag_add(d, "r.rules", 4, "name '%s'", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xa7");
+	diag_add(d, "r.rules", 5, "name '%s'",
+	         "\x80\xff\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80\xe2\x82");
+	assert_string_equal(diag_line(d, 0), "r?x.rules:3: name 'a?"
+	                                     "?[31m?"
+	                                     "?'");
+	assert_string_equal(diag_line(d, 1),
+	                    "r.rules:4: name 'caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xa7'");
+	assert_string_equal(diag_line(d, 2), "r.rules:5: name '"
+	                                     "?????????????"
+	                                     "'");
+	diag_free(d);
+}
+
 static void test_diag_grows(void **state)
 {
 	struct diag *d = diag_new();
@@ -622,7 +644,7 @@ static void test_parse_file(void **state)
 	cfg = cfg_init(opts, CFGF_NONE);
 	cfg_set_validate_func(cfg, "color", check_color);
 	seen_diag = NULL;
-	assert_int_equal(cfgfile_parse(cfg, path, d, NULL), 0);
+	assert_int_equal(cfgfile_parse(cfg, path, d), 0);
 	assert_ptr_equal(seen_diag, d);
 	assert_string_equal(cfg_getstr(cfg, "color"), "green");
 	assert_int_equal(cfg_getint(cfg, "count"), 3);
@@ -633,18 +655,58 @@ static void test_parse_file(void **state)
 	path = write_conf("other.conf", "count = 3\n# x\ncolor = blue\n");
 	cfg = cfg_init(opts, CFGF_NONE);
 	cfg_set_validate_func(cfg, "color", check_color);
-	assert_int_equal(cfgfile_parse(cfg, path, d, NULL), -1);
+	assert_int_equal(cfgfile_parse(cfg, path, d), -1);
 	assert_int_equal(diag_count(d), 1);
 	assert_diag_line(d, 0, path, 3, "color: no such color 'blue'");
 	cfg_free(cfg);
 
 	path = write_conf("other.conf", "count = many\n");
 	cfg = cfg_init(opts, CFGF_NONE);
-	assert_int_equal(cfgfile_parse(cfg, path, d, NULL), -1);
+	assert_int_equal(cfgfile_parse(cfg, path, d), -1);
 	assert_int_equal(diag_count(d), 2);
 	assert_diag_line(d, 1, path, 1, "invalid integer value for option 'count'");
 	cfg_free(cfg);
 	diag_free(d);
+}
+
+/* Parts end before a top-level section only: never inside quotes or braces; each part is
+   padded with line breaks so that its lines are the file's. */
+static void test_split(void **state)
+{
+	const char *text = "list \"a\" { items = { \"rule \\\"x\\\" {\" } }\n"
+	                   "rule \"b\" {\n  when = 'rule \"y\" }'\n}\n"
+	                   "\n"
+	                   "rule \"c\" { } rule \"d\" {}\n"
+	                   "rule \"e\" {\nrule \"f\" {}\n}\n";
+	size_t n, nl;
+	char **parts;
+	int *lines;
+
+	(void)state;
+	parts = cfgfile_split(text, 2, &n);
+	assert_int_equal(n, 3); /* a b | c d | e (f is inside e) */
+	assert_string_equal(parts[0], "list \"a\" { items = { \"rule \\\"x\\\" {\" } }\n"
+	                              "rule \"b\" {\n  when = 'rule \"y\" }'\n}\n\n");
+	assert_string_equal(parts[1], "\n\n\n\n\nrule \"c\" { } rule \"d\" {}\n");
+	assert_string_equal(parts[2], "\n\n\n\n\n\nrule \"e\" {\nrule \"f\" {}\n}\n");
+	lines = cfgfile_section_lines(parts[1], "rule", &nl);
+	assert_int_equal(nl, 2);
+	assert_int_equal(lines[0], 6);
+	assert_int_equal(lines[1], 6);
+	free(lines);
+	lines = cfgfile_section_lines(parts[2], "rule", &nl);
+	assert_int_equal(nl, 1);
+	assert_int_equal(lines[0], 7);
+	free(lines);
+	for (size_t i = 0; i < n; i++)
+		free(parts[i]);
+	free(parts);
+
+	parts = cfgfile_split("", 1000, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(parts[0], "");
+	free(parts[0]);
+	free(parts);
 }
 
 int main(void)
@@ -653,6 +715,7 @@ int main(void)
 	        cmocka_unit_test(test_stage_names),
 	        cmocka_unit_test(test_action_names),
 	        cmocka_unit_test(test_diag_format),
+	        cmocka_unit_test(test_diag_printable),
 	        cmocka_unit_test(test_diag_grows),
 	        cmocka_unit_test(test_log_levels),
 	        cmocka_unit_test(test_log_one_line),
@@ -661,6 +724,7 @@ int main(void)
 	        cmocka_unit_test(test_parse_size),
 	        cmocka_unit_test(test_defaults),
 	        cmocka_unit_test(test_every_option),
+	        cmocka_unit_test(test_split),
 	        cmocka_unit_test(test_more_values),
 	        cmocka_unit_test(test_relative_config_path),
 	        cmocka_unit_test(test_unknown_option),

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -742,6 +743,32 @@ static void test_list_file_errors(void **state)
 	diag_free(d);
 }
 
+/* Files that would hang or exhaust a reload, and binary files, are refused with a reason. */
+static void test_list_file_hostile(void **state)
+{
+	struct list *l = list_new("x", "rules/a.rules", 1);
+	struct diag *d = diag_new();
+	char fifo[128], want[256];
+
+	(void)state;
+	snprintf(fifo, sizeof(fifo), "%s/fifo", tmpdir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_int_equal(list_add_file(l, fifo, d), -1); /* returns: no writer is waited for */
+	snprintf(want, sizeof(want), "%s: cannot read: not a regular file", fifo);
+	assert_string_equal(diag_line(d, 0), want);
+	assert_int_equal(list_add_file(l, "/dev/zero", d), -1);
+	assert_string_equal(diag_line(d, 1), "/dev/zero: cannot read: not a regular file");
+	assert_int_equal(list_add_file(l, write_file("nul", "10.0.0.1\n10.0.0.2\n\0\n", 20), d),
+	                 -1);
+	snprintf(want, sizeof(want), "%s/nul:3: contains a NUL byte: not a text file", tmpdir);
+	assert_string_equal(diag_line(d, 2), want);
+	assert_int_equal(diag_count(d), 3);
+	assert_int_equal(list_entry_count(l), 0);
+	unlink(fifo);
+	list_free(l);
+	diag_free(d);
+}
+
 /* 100,000 IPv4 hosts, 1,000 IPv6 /64s and 100,000 domains from files, each one found. */
 static void test_list_big(void **state)
 {
@@ -851,6 +878,7 @@ int main(void)
 	        cmocka_unit_test(test_list_file_parsing),
 	        cmocka_unit_test(test_list_file_null_sender),
 	        cmocka_unit_test(test_list_file_errors),
+	        cmocka_unit_test(test_list_file_hostile),
 	        cmocka_unit_test(test_list_big),
 	        cmocka_unit_test(test_free_null),
 	        cmocka_unit_test(test_free_unbuilt),

@@ -372,6 +372,90 @@ static void test_loader_failures(void **state)
 	}
 }
 
+/* A rule file of n rules, one per line: a list "l" on line 1, then "r0".."r<n-1>" (rule i on
+   line i + 2, rejecting HELO h<i>), then "last" using the list.  Rule i's line is odd[i] if
+   that is set. */
+static char *big_rules(int n, const char *const *odd)
+{
+	size_t cap = (size_t)n * 80 + 200, len = 0;
+	char *t = malloc(cap);
+
+	assert_non_null(t);
+	len += (size_t)snprintf(t, cap, "list \"l\" { items = { \"10.0.0.0/8\" } }\n");
+	for (int i = 0; i < n; i++) {
+		if (odd != NULL && odd[i] != NULL)
+			len += (size_t)snprintf(t + len, cap - len, "%s\n", odd[i]);
+		else
+			len += (size_t)snprintf(
+			        t + len, cap - len,
+			        "rule \"r%d\" { when = 'helo == \"h%d\"' action = reject }\n", i,
+			        i);
+	}
+	snprintf(t + len, cap - len, "rule \"last\" { when = 'client_ip in @l' }\n");
+	return t;
+}
+
+/* Loads text as big.rules; returns the number of errors, the first two in e0 and e1. */
+static size_t load_errors(const char *text, char *e0, char *e1, size_t len)
+{
+	char *path = write_file("big.rules", text);
+	struct diag *d = diag_new();
+	size_t n;
+
+	assert_null(load(&path, 1, d));
+	n = diag_count(d);
+	snprintf(e0, len, "%s", n > 0 ? rel(diag_line(d, 0)) : "");
+	snprintf(e1, len, "%s", n > 1 ? rel(diag_line(d, 1)) : "");
+	diag_free(d);
+	unlink(path);
+	free(path);
+	return n;
+}
+
+/* A file of more sections than one libconfuse parse is given (rules.c parses in parts of
+   1,000): rules in order at their lines, a list from the first part used in the last, and
+   errors in later parts at their own lines. */
+static void test_large_file_in_parts(void **state)
+{
+	const char *odd[2500] = {0};
+	char *text = big_rules(2500, NULL), e0[512], e1[512];
+	struct policy *p;
+
+	(void)state;
+	p = load_text("big.rules", text);
+	free(text);
+	assert_int_equal(p->nrules, 2501);
+	assert_int_equal(p->nstage_rules[STAGE_HELO], 2500);
+	for (int i = 0; i < 2500; i += 499) {
+		char name[16];
+		snprintf(name, sizeof(name), "r%d", i);
+		assert_string_equal(p->stage_rules[STAGE_HELO][i]->name, name);
+		assert_int_equal(p->stage_rules[STAGE_HELO][i]->line, i + 2);
+	}
+	assert_string_equal(p->stage_rules[STAGE_CONNECT][0]->name, "last");
+	assert_int_equal(p->stage_rules[STAGE_CONNECT][0]->line, 2502);
+	policy_unref(p);
+
+	odd[2100] = "rule \"r2100\" { when = 'hleo == \"x\"' }";
+	odd[2400] = "rule \"r0\" { when = 'helo == \"y\"' }";
+	text = big_rules(2500, odd);
+	assert_int_equal(load_errors(text, e0, e1, sizeof(e0)), 2);
+	free(text);
+	assert_string_equal(e0,
+	                    "big.rules:2102: rule 'r2100': when: unknown field 'hleo' at column 1");
+	assert_string_equal(e1,
+	                    "big.rules:2402: rule 'r0': a rule of this name is already defined at "
+	                    "big.rules:2");
+
+	odd[2100] = NULL;
+	odd[2400] = NULL;
+	odd[1700] = "rule \"r1700\" { when = 'helo == \"x\"' bogus = 1 }";
+	text = big_rules(2500, odd);
+	assert_int_equal(load_errors(text, e0, e1, sizeof(e0)), 1);
+	free(text);
+	assert_string_equal(e0, "big.rules:1702: no such option 'bogus'");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -380,6 +464,7 @@ int main(void)
 	        cmocka_unit_test(test_concurrent_readers),
 	        cmocka_unit_test(test_summary_and_macros),
 	        cmocka_unit_test(test_loader_failures),
+	        cmocka_unit_test(test_large_file_in_parts),
 	};
 	int rc = cmocka_run_group_tests(tests, setup, teardown);
 
