@@ -44,12 +44,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "diag.h"
 #include "file.h"
+#include "hashset.h"
 #include "list.h"
 #include "mem.h"
 
@@ -60,368 +60,12 @@
 #define LIST_QUOTE_MAX 80
 /* Dropping sources bigger than this returns the freed memory to the system. */
 #define LIST_TRIM_BYTES (1024 * 1024)
-#define LIST_HUGE_PAGE (2 * 1024 * 1024)
-
-/* ---- memory ---- */
-
-/* A hash table of size bytes, every byte set to fill.  Big tables get transparent huge pages:
-   each lookup in a big list is a random access, and TLB misses would double its cost. */
-static void *list_table_alloc(size_t size, int fill)
-{
-	void *p;
-
-	if (size < LIST_HUGE_PAGE) {
-		p = mem_alloc(size);
-	} else {
-		size = (size + LIST_HUGE_PAGE - 1) & ~(size_t)(LIST_HUGE_PAGE - 1);
-		if ((p = aligned_alloc(LIST_HUGE_PAGE, size)) == NULL)
-			abort();
-#ifdef MADV_HUGEPAGE
-		(void)madvise(p, size, MADV_HUGEPAGE); /* only advice: fine if refused */
-#endif
-	}
-	return memset(p, fill, size);
-}
-
-static char *list_strdup(const char *s)
-{
-	size_t n = strlen(s) + 1;
-
-	return memcpy(mem_alloc(n), s, n);
-}
-
-/* ---- hashing ---- */
-
-static unsigned char list_lower(unsigned char c)
-{
-	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
-}
-
-#define LIST_FNV_BASIS 0xcbf29ce484222325ULL
-#define LIST_FNV_PRIME 0x100000001b3ULL
-
-static uint64_t list_fmix(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
-/* One byte of the right-to-left string hash; list_fmix() finishes it. */
-static uint64_t list_hstep(uint64_t h, unsigned char c, bool fold)
-{
-	return (h ^ (fold ? list_lower(c) : c)) * LIST_FNV_PRIME;
-}
-
-static uint32_t list_strhash(const char *s, size_t n, bool fold)
-{
-	uint64_t h = LIST_FNV_BASIS;
-
-	while (n > 0)
-		h = list_hstep(h, (unsigned char)s[--n], fold);
-	return (uint32_t)(list_fmix(h) >> 32);
-}
-
-/* ---- string set ---- */
-
-struct list_slot {
-	uint32_t off; /* arena offset + 1; 0 is an empty slot */
-	uint32_t hash;
-};
-
-struct list_strset {
-	struct list_slot *slots;
-	size_t mask; /* capacity - 1; capacity is 0 or a power of two */
-	size_t count;
-	char *arena;
-	size_t used, cap;
-	bool fold; /* stored entries are lower case; compare values folded */
-};
-
-static bool list_over_load(size_t count, size_t cap)
-{
-	return count * 10 >= cap * 7;
-}
-
-static size_t list_capacity_for(size_t count)
-{
-	size_t cap = 8;
-
-	while (list_over_load(count, cap))
-		cap *= 2;
-	return cap;
-}
-
-static void list_strset_resize(struct list_strset *s, size_t cap)
-{
-	struct list_slot *slots = list_table_alloc(cap * sizeof(*slots), 0);
-
-	for (size_t i = 0; s->count > 0 && i <= s->mask; i++) {
-		size_t j;
-
-		if (s->slots[i].off == 0)
-			continue;
-		for (j = s->slots[i].hash & (cap - 1); slots[j].off != 0; j = (j + 1) & (cap - 1))
-			;
-		slots[j] = s->slots[i];
-	}
-	free(s->slots);
-	s->slots = slots;
-	s->mask = cap - 1;
-}
-
-static void list_strset_reserve(struct list_strset *s, size_t count, size_t bytes)
-{
-	size_t cap = list_capacity_for(count);
-
-	if (s->slots == NULL || cap > s->mask + 1)
-		list_strset_resize(s, cap);
-	if (bytes > s->cap - s->used) {
-		s->cap = s->used + bytes;
-		s->arena = mem_realloc(s->arena, s->cap);
-	}
-}
-
-static bool list_streq(const char *stored, const char *p, size_t n, bool fold)
-{
-	if (!fold)
-		return memcmp(stored, p, n) == 0 && stored[n] == '\0';
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)stored[i] != list_lower((unsigned char)p[i]))
-			return false;
-	return stored[n] == '\0';
-}
-
-/* The slot holding (p, n), or the empty slot where it would go. */
-static struct list_slot *list_strset_probe(const struct list_strset *s, const char *p, size_t n,
-                                           uint32_t hash)
-{
-	size_t i = hash & s->mask;
-
-	for (;; i = (i + 1) & s->mask) {
-		struct list_slot *sl = &s->slots[i];
-
-		if (sl->off == 0)
-			return sl;
-		if (sl->hash == hash && list_streq(s->arena + sl->off - 1, p, n, s->fold))
-			return sl;
-	}
-}
-
-static bool list_strset_has(const struct list_strset *s, const char *p, size_t n, uint32_t hash)
-{
-	if (s->count == 0)
-		return false;
-	return list_strset_probe(s, p, n, hash)->off != 0;
-}
-
-/* Returns 1 if added, 0 if already there, -1 if the arena would pass 4 GiB. */
-static int list_strset_add(struct list_strset *s, const char *p, size_t n)
-{
-	uint32_t hash = list_strhash(p, n, s->fold);
-	struct list_slot *sl;
-	char *dst;
-
-	if (s->slots == NULL || list_over_load(s->count + 1, s->mask + 1))
-		list_strset_resize(s, s->slots == NULL ? 8 : (s->mask + 1) * 2);
-	sl = list_strset_probe(s, p, n, hash);
-	if (sl->off != 0)
-		return 0;
-	if (n >= UINT32_MAX - 1 - s->used)
-		return -1;
-	if (n + 1 > s->cap - s->used) {
-		s->cap = (s->cap + n + 1) * 2;
-		s->arena = mem_realloc(s->arena, s->cap);
-	}
-	dst = s->arena + s->used;
-	for (size_t i = 0; i < n; i++)
-		dst[i] = s->fold ? (char)list_lower((unsigned char)p[i]) : p[i];
-	dst[n] = '\0';
-	sl->off = (uint32_t)s->used + 1;
-	sl->hash = hash;
-	s->used += n + 1;
-	s->count++;
-	return 1;
-}
-
-static void list_strset_clear(struct list_strset *s)
-{
-	free(s->slots);
-	free(s->arena);
-}
-
-/* ---- sets of fixed-size keys, for CIDRs ---- */
-
-/* All-ones keys mark empty slots; the all-ones key itself is kept in a flag. */
-struct list_set32 {
-	uint32_t *keys;
-	size_t mask, count;
-	bool has_ones;
-};
-
-struct list_key128 {
-	uint64_t hi, lo;
-};
-
-struct list_set128 {
-	struct list_key128 *keys;
-	size_t mask, count;
-	bool has_ones;
-};
-
-static size_t list_hash32(uint32_t k)
-{
-	return (size_t)list_fmix(k);
-}
-
-static size_t list_hash128(struct list_key128 k)
-{
-	return (size_t)list_fmix(k.hi ^ list_fmix(k.lo));
-}
-
-static bool list_is_ones128(struct list_key128 k)
-{
-	return k.hi == UINT64_MAX && k.lo == UINT64_MAX;
-}
-
-static bool list_set32_has(const struct list_set32 *s, uint32_t k)
-{
-	if (k == UINT32_MAX)
-		return s->has_ones;
-	for (size_t i = list_hash32(k) & s->mask; s->keys[i] != UINT32_MAX; i = (i + 1) & s->mask)
-		if (s->keys[i] == k)
-			return true;
-	return false;
-}
-
-static void list_set32_put(uint32_t *keys, size_t mask, uint32_t k)
-{
-	size_t i;
-
-	for (i = list_hash32(k) & mask; keys[i] != UINT32_MAX; i = (i + 1) & mask)
-		;
-	keys[i] = k;
-}
-
-static void list_set32_grow(struct list_set32 *s)
-{
-	size_t cap = (s->mask + 1) * 2;
-	uint32_t *keys = list_table_alloc(cap * sizeof(*keys), 0xff);
-
-	for (size_t i = 0; i <= s->mask; i++)
-		if (s->keys[i] != UINT32_MAX)
-			list_set32_put(keys, cap - 1, s->keys[i]);
-	free(s->keys);
-	s->keys = keys;
-	s->mask = cap - 1;
-}
-
-static struct list_set32 *list_set32_new(void)
-{
-	struct list_set32 *s = mem_calloc(1, sizeof(*s));
-
-	s->mask = 7;
-	s->keys = list_table_alloc(8 * sizeof(*s->keys), 0xff);
-	return s;
-}
-
-/* Returns true if k was not there yet. */
-static bool list_set32_add(struct list_set32 *s, uint32_t k)
-{
-	if (list_set32_has(s, k))
-		return false;
-	if (k == UINT32_MAX) {
-		s->has_ones = true;
-		return true;
-	}
-	if (list_over_load(s->count + 1, s->mask + 1))
-		list_set32_grow(s);
-	list_set32_put(s->keys, s->mask, k);
-	s->count++;
-	return true;
-}
-
-static void list_set32_free(struct list_set32 *s)
-{
-	if (s == NULL)
-		return;
-	free(s->keys);
-	free(s);
-}
-
-static bool list_set128_has(const struct list_set128 *s, struct list_key128 k)
-{
-	if (list_is_ones128(k))
-		return s->has_ones;
-	for (size_t i = list_hash128(k) & s->mask; !list_is_ones128(s->keys[i]);
-	     i = (i + 1) & s->mask)
-		if (s->keys[i].hi == k.hi && s->keys[i].lo == k.lo)
-			return true;
-	return false;
-}
-
-static void list_set128_put(struct list_key128 *keys, size_t mask, struct list_key128 k)
-{
-	size_t i;
-
-	for (i = list_hash128(k) & mask; !list_is_ones128(keys[i]); i = (i + 1) & mask)
-		;
-	keys[i] = k;
-}
-
-static void list_set128_grow(struct list_set128 *s)
-{
-	size_t cap = (s->mask + 1) * 2;
-	struct list_key128 *keys = list_table_alloc(cap * sizeof(*keys), 0xff);
-
-	for (size_t i = 0; i <= s->mask; i++)
-		if (!list_is_ones128(s->keys[i]))
-			list_set128_put(keys, cap - 1, s->keys[i]);
-	free(s->keys);
-	s->keys = keys;
-	s->mask = cap - 1;
-}
-
-static struct list_set128 *list_set128_new(void)
-{
-	struct list_set128 *s = mem_calloc(1, sizeof(*s));
-
-	s->mask = 7;
-	s->keys = list_table_alloc(8 * sizeof(*s->keys), 0xff);
-	return s;
-}
-
-static bool list_set128_add(struct list_set128 *s, struct list_key128 k)
-{
-	if (list_set128_has(s, k))
-		return false;
-	if (list_is_ones128(k)) {
-		s->has_ones = true;
-		return true;
-	}
-	if (list_over_load(s->count + 1, s->mask + 1))
-		list_set128_grow(s);
-	list_set128_put(s->keys, s->mask, k);
-	s->count++;
-	return true;
-}
-
-static void list_set128_free(struct list_set128 *s)
-{
-	if (s == NULL)
-		return;
-	free(s->keys);
-	free(s);
-}
 
 /* ---- CIDR sets ---- */
 
 struct list_cidr {
-	struct list_set32 *v4[33];   /* by IPv4 prefix length (= mapped length - 96) */
-	struct list_set128 *v6[129]; /* by prefix length, outside the mapped range */
+	struct hashset_32 *v4[33];   /* by IPv4 prefix length (= mapped length - 96) */
+	struct hashset_128 *v6[129]; /* by prefix length, outside the mapped range */
 	uint8_t v4len[33];           /* lengths present, longest first */
 	uint8_t v6len[129];
 	int nv4, nv6;
@@ -446,7 +90,7 @@ static uint32_t list_mask32(uint32_t a, int len)
 	return len == 0 ? 0 : a & (UINT32_MAX << (32 - len));
 }
 
-static struct list_key128 list_mask128(struct list_key128 k, int len)
+static struct hashset_key128 list_mask128(struct hashset_key128 k, int len)
 {
 	if (len <= 64) {
 		k.hi = len == 0 ? 0 : k.hi & (UINT64_MAX << (64 - len));
@@ -457,9 +101,9 @@ static struct list_key128 list_mask128(struct list_key128 k, int len)
 	return k;
 }
 
-static struct list_key128 list_key_from6(const unsigned char b[16])
+static struct hashset_key128 list_key_from6(const unsigned char b[16])
 {
-	struct list_key128 k = {0, 0};
+	struct hashset_key128 k = {0, 0};
 
 	for (int i = 0; i < 8; i++) {
 		k.hi = k.hi << 8 | b[i];
@@ -468,14 +112,14 @@ static struct list_key128 list_key_from6(const unsigned char b[16])
 	return k;
 }
 
-static bool list_is_mapped(struct list_key128 k)
+static bool list_is_mapped(struct hashset_key128 k)
 {
 	return k.hi == 0 && k.lo >> 32 == 0xffff;
 }
 
-static struct list_key128 list_mapped(uint32_t a)
+static struct hashset_key128 list_mapped(uint32_t a)
 {
-	struct list_key128 k = {0, 0xffff00000000ULL | a};
+	struct hashset_key128 k = {0, 0xffff00000000ULL | a};
 
 	return k;
 }
@@ -483,25 +127,25 @@ static struct list_key128 list_mapped(uint32_t a)
 static bool list_cidr_add4(struct list_cidr *c, uint32_t a, int len)
 {
 	if (c->v4[len] == NULL) {
-		c->v4[len] = list_set32_new();
+		c->v4[len] = hashset_32_new();
 		list_len_insert(c->v4len, &c->nv4, len);
 	}
-	return list_set32_add(c->v4[len], a);
+	return hashset_32_add(c->v4[len], a);
 }
 
-static bool list_cidr_add6(struct list_cidr *c, struct list_key128 k, int len)
+static bool list_cidr_add6(struct list_cidr *c, struct hashset_key128 k, int len)
 {
-	struct list_key128 m = list_mask128(list_mapped(0), len);
+	struct hashset_key128 m = list_mask128(list_mapped(0), len);
 
 	if (list_is_mapped(k) && len >= 96)
 		return list_cidr_add4(c, (uint32_t)k.lo, len - 96);
 	if (m.hi == k.hi && m.lo == k.lo)
 		c->v4_all = true;
 	if (c->v6[len] == NULL) {
-		c->v6[len] = list_set128_new();
+		c->v6[len] = hashset_128_new();
 		list_len_insert(c->v6len, &c->nv6, len);
 	}
-	return list_set128_add(c->v6[len], k);
+	return hashset_128_add(c->v6[len], k);
 }
 
 static bool list_cidr_match4(const struct list_cidr *c, uint32_t a)
@@ -509,17 +153,17 @@ static bool list_cidr_match4(const struct list_cidr *c, uint32_t a)
 	if (c->v4_all)
 		return true;
 	for (int i = 0; i < c->nv4; i++)
-		if (list_set32_has(c->v4[c->v4len[i]], list_mask32(a, c->v4len[i])))
+		if (hashset_32_has(c->v4[c->v4len[i]], list_mask32(a, c->v4len[i])))
 			return true;
 	return false;
 }
 
-static bool list_cidr_match6(const struct list_cidr *c, struct list_key128 k)
+static bool list_cidr_match6(const struct list_cidr *c, struct hashset_key128 k)
 {
 	if (list_is_mapped(k))
 		return list_cidr_match4(c, (uint32_t)k.lo);
 	for (int i = 0; i < c->nv6; i++)
-		if (list_set128_has(c->v6[c->v6len[i]], list_mask128(k, c->v6len[i])))
+		if (hashset_128_has(c->v6[c->v6len[i]], list_mask128(k, c->v6len[i])))
 			return true;
 	return false;
 }
@@ -529,9 +173,9 @@ static void list_cidr_free(struct list_cidr *c)
 	if (c == NULL)
 		return;
 	for (int i = 0; i <= 32; i++)
-		list_set32_free(c->v4[i]);
+		hashset_32_free(c->v4[i]);
 	for (int i = 0; i <= 128; i++)
-		list_set128_free(c->v6[i]);
+		hashset_128_free(c->v6[i]);
 	free(c);
 }
 
@@ -547,7 +191,7 @@ struct list_labels {
 struct list_index {
 	enum list_kind kind;
 	size_t count;
-	struct list_strset strs; /* DOMAIN, ADDR, STRING */
+	struct hashset_str strs; /* DOMAIN, ADDR, STRING */
 	struct list_labels labels;
 	struct list_cidr *cidr; /* CIDR */
 };
@@ -590,7 +234,7 @@ void list_index_free(struct list_index *idx)
 {
 	if (idx == NULL)
 		return;
-	list_strset_clear(&idx->strs);
+	hashset_str_clear(&idx->strs);
 	list_cidr_free(idx->cidr);
 	free(idx);
 }
@@ -643,14 +287,14 @@ static bool list_is_space(unsigned char c)
 
 /* Parses "addr" or "addr/len" into a 128-bit key (IPv4 mapped) and an IPv6 prefix length.
    Returns NULL, or the reason it is bad; hint gets the network when host bits are set. */
-static const char *list_parse_cidr(const char *s, size_t n, struct list_key128 *key, int *plen,
+static const char *list_parse_cidr(const char *s, size_t n, struct hashset_key128 *key, int *plen,
                                    char *hint, size_t hintlen)
 {
 	char buf[INET6_ADDRSTRLEN + 1];
 	const char *slash = memchr(s, '/', n);
 	size_t alen = slash != NULL ? (size_t)(slash - s) : n;
 	unsigned char b[16];
-	struct list_key128 m;
+	struct hashset_key128 m;
 	int len, max;
 	bool v6;
 
@@ -700,7 +344,7 @@ static const char *list_parse_cidr(const char *s, size_t n, struct list_key128 *
 
 static int list_add_cidr(struct list_index *idx, const char *s, size_t n, char *err, size_t errlen)
 {
-	struct list_key128 key;
+	struct hashset_key128 key;
 	int plen;
 	char hint[96];
 	const char *why = list_parse_cidr(s, n, &key, &plen, hint, sizeof(hint));
@@ -790,7 +434,7 @@ int list_index_add(struct list_index *idx, const char *entry, size_t len, char *
 		return list_bad(idx, entry, len, err, errlen, why);
 	if (idx->kind == LIST_DOMAIN)
 		list_label_note(&idx->labels, s, n);
-	switch (list_strset_add(&idx->strs, s, n)) {
+	switch (hashset_str_add(&idx->strs, s, n)) {
 	case 1:
 		idx->count++;
 		return 0;
@@ -805,26 +449,26 @@ int list_index_add(struct list_index *idx, const char *entry, size_t len, char *
    (if entries of that many labels exist). */
 static bool list_match_domain(const struct list_index *idx, const char *v)
 {
-	const struct list_strset *s = &idx->strs;
+	const struct hashset_str *s = &idx->strs;
 	size_t n = strlen(v), labels = 0;
-	uint64_t h = LIST_FNV_BASIS;
+	uint64_t h = HASHSET_HASH_BASIS;
 
 	if (n > 0 && v[n - 1] == '.')
 		n--;
 	if (n == 0 || v[0] == '.' || v[n - 1] == '.')
 		return false;
 	for (size_t i = n; i-- > 0;) {
-		h = list_hstep(h, (unsigned char)v[i], true);
+		h = hashset_hash_step(h, (unsigned char)v[i], true);
 		if (v[i] != '.')
 			continue;
 		if (v[i - 1] == '.')
 			return false; /* an empty label: not a domain */
 		if (list_label_has(idx->labels.sub, ++labels) &&
-		    list_strset_has(s, v + i, n - i, (uint32_t)(list_fmix(h) >> 32)))
+		    hashset_str_has(s, v + i, n - i, hashset_hash_finish(h)))
 			return true;
 	}
 	return list_label_has(idx->labels.exact, labels + 1) &&
-	       list_strset_has(s, v, n, (uint32_t)(list_fmix(h) >> 32));
+	       hashset_str_has(s, v, n, hashset_hash_finish(h));
 }
 
 static bool list_match_ip(const struct list_cidr *c, const char *v)
@@ -862,7 +506,7 @@ bool list_index_match(const struct list_index *idx, const char *value)
 		n = strlen(s);
 		break;
 	}
-	return list_strset_has(&idx->strs, s, n, list_strhash(s, n, idx->strs.fold));
+	return hashset_str_has(&idx->strs, s, n, hashset_str_hash(s, n, idx->strs.fold));
 }
 
 /* ---- named lists ---- */
@@ -894,8 +538,8 @@ struct list *list_new(const char *name, const char *file, int line)
 {
 	struct list *l = mem_calloc(1, sizeof(*l));
 
-	l->name = list_strdup(name);
-	l->file = list_strdup(file != NULL ? file : "");
+	l->name = mem_strdup(name);
+	l->file = mem_strdup(file != NULL ? file : "");
 	l->line = line;
 	return l;
 }
@@ -928,7 +572,7 @@ static uint32_t list_origin(struct list *l, const char *file)
 		file = "";
 	if (l->nfiles == 0 || strcmp(l->files[l->nfiles - 1], file) != 0) {
 		l->files = mem_realloc(l->files, (l->nfiles + 1) * sizeof(*l->files));
-		l->files[l->nfiles++] = list_strdup(file);
+		l->files[l->nfiles++] = mem_strdup(file);
 	}
 	return (uint32_t)(l->nfiles - 1);
 }
@@ -1035,7 +679,7 @@ int list_add_file(struct list *l, const char *path, struct diag *d)
 static void list_index_reserve(struct list_index *idx, size_t n, size_t bytes)
 {
 	if (idx->kind != LIST_CIDR)
-		list_strset_reserve(&idx->strs, n, bytes + n);
+		hashset_str_reserve(&idx->strs, n, bytes + n);
 }
 
 const struct list_index *list_index_get(struct list *l, enum list_kind kind, struct diag *d)

@@ -9,6 +9,7 @@ filter_libpolicy_a_SOURCES = \
 	filter/log.c \
 	filter/config.c \
 	filter/field.c \
+	filter/hashset.c \
 	filter/list.c \
 	filter/reply.c \
 	filter/expr.c \
@@ -16,7 +17,7 @@ filter_libpolicy_a_SOURCES = \
 	filter/rules.c \
 	filter/conn.c \
 	include/types.h include/diag.h include/mem.h include/file.h include/cfgfile.h include/log.h include/config.h include/field.h \
-	include/list.h include/reply.h include/expr.h include/policy.h include/rules.h include/conn.h
+	include/hashset.h include/list.h include/reply.h include/expr.h include/policy.h include/rules.h include/conn.h
 
 POLICY_LIBS = filter/libpolicy.a $(CONFUSE_LIBS) $(PCRE2_LIBS) $(PTHREAD_LIBS)
 

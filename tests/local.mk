@@ -2,9 +2,12 @@
 # Each cmocka binary links the pure policy core only (no libmilter).
 TEST_CORE_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 TEST_CORE_LDADD = $(POLICY_LIBS) $(CMOCKA_LIBS)
+# Writing the files a test loads (tests/unit/testfile.h).
+TESTFILE = tests/unit/testfile.c tests/unit/testfile.h
 
 # --- unit: lists (tests/unit/test_list.c)
 check_PROGRAMS += tests/unit/test_list
+tests_unit_test_list_SOURCES = tests/unit/test_list.c $(TESTFILE)
 tests_unit_test_list_CFLAGS = $(TEST_CORE_CFLAGS)
 tests_unit_test_list_LDADD = $(TEST_CORE_LDADD)
 
@@ -15,6 +18,7 @@ tests_unit_test_reply_LDADD = $(TEST_CORE_LDADD)
 
 # --- unit: main configuration, diag, log (tests/unit/test_config.c)
 check_PROGRAMS += tests/unit/test_config
+tests_unit_test_config_SOURCES = tests/unit/test_config.c $(TESTFILE)
 tests_unit_test_config_CFLAGS = $(TEST_CORE_CFLAGS)
 tests_unit_test_config_LDADD = $(TEST_CORE_LDADD)
 
@@ -28,12 +32,14 @@ tests_unit_test_expr_CPPFLAGS = $(TEST_CORE_CPPFLAGS)
 tests_unit_test_expr_CFLAGS = $(TEST_CORE_CFLAGS)
 tests_unit_test_expr_LDADD = $(TEST_CORE_LDADD)
 tests_unit_test_eval_CPPFLAGS = $(TEST_CORE_CPPFLAGS)
+tests_unit_test_eval_SOURCES = tests/unit/test_eval.c $(TESTFILE)
 tests_unit_test_eval_CFLAGS = $(TEST_CORE_CFLAGS)
 tests_unit_test_eval_LDADD = $(TEST_CORE_LDADD)
 tests_unit_test_badrules_CPPFLAGS = $(TEST_CORE_CPPFLAGS)
 tests_unit_test_badrules_CFLAGS = $(TEST_CORE_CFLAGS)
 tests_unit_test_badrules_LDADD = $(TEST_CORE_LDADD)
 tests_unit_test_snapshot_CPPFLAGS = $(TEST_CORE_CPPFLAGS)
+tests_unit_test_snapshot_SOURCES = tests/unit/test_snapshot.c $(TESTFILE)
 tests_unit_test_snapshot_CFLAGS = $(TEST_CORE_CFLAGS)
 tests_unit_test_snapshot_LDADD = $(TEST_CORE_LDADD)
 EXTRA_DIST += tests/unit/rules tests/unit/badrules

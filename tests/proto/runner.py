@@ -14,6 +14,8 @@ import os
 import sys
 import unittest
 
+from milterclient import MilterClient
+
 # What AddressSanitizer, LeakSanitizer and UBSan print when they report.
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "AddressSanitizer:", "SUMMARY: UndefinedBehaviorSanitizer")
@@ -61,3 +63,34 @@ def main(argv, module_name, finish=None):
     failed = result.testsRun - result.passed + len(problems)
     print("%d passed, %d failed" % (result.passed, failed))
     return 1 if failed or result.testsRun == 0 else 0
+
+
+class DaemonCase(unittest.TestCase):
+    """A test against a daemon from start_daemon() (often shared between tests): self.d, and
+    self.mark, where its log stood when the test began.  Clients opened with client() are
+    closed after the test; a daemon that died during the test fails it."""
+    maxDiff = None
+    client_options = {}  # passed to every MilterClient
+
+    def start_daemon(self):
+        raise NotImplementedError
+
+    def setUp(self):
+        self.d = self.start_daemon()
+        self.clients = []
+        self.mark = self.d.log_mark()
+
+    def tearDown(self):
+        for c in self.clients:
+            c.close()
+        if not self.d.alive():
+            self.d.stop()
+            self.fail("daemon died (status %s); log tail:\n%s"
+                      % (self.d.status, self.d.log()[-4000:]))
+
+    def client(self, negotiate=True, **kw):
+        c = MilterClient(self.d.address, **dict(self.client_options, **kw))
+        self.clients.append(c)
+        if negotiate:
+            c.negotiate()
+        return c

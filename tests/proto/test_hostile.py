@@ -155,32 +155,16 @@ def raw_packet(cmd, data=b""):
     return struct.pack("!I", len(data) + 1) + cmd + data
 
 
-class Base(unittest.TestCase):
-    maxDiff = None
-
-    def setUp(self):
-        self.d = daemon()
-        self.clients = []
-        self.mark = self.d.log_mark()
+class Base(runner.DaemonCase):
+    def start_daemon(self):
+        return daemon()
 
     def tearDown(self):
-        for c in self.clients:
-            c.close()
-        if not self.d.alive():
-            self.d.stop()
-            self.fail("daemon died (status %s); log tail:\n%s"
-                      % (self.d.status, self.d.log()[-4000:]))
+        super().tearDown()
         # Whatever the test did, a fresh connection still gets the policy's answer.
         self.probe()
 
     # --- helpers
-
-    def client(self, negotiate=True, **kw):
-        c = MilterClient(self.d.address, **kw)
-        self.clients.append(c)
-        if negotiate:
-            c.negotiate()
-        return c
 
     def session(self, helo="client.example", ip="192.0.2.1", name="client.example", **kw):
         c = self.client(**kw)

@@ -84,35 +84,18 @@ def qid_macros(qid=QID, mail=None):
             "eom": {"i": qid}}
 
 
-class Base(unittest.TestCase):
+class Base(runner.DaemonCase):
     key = "main"
     policy = "main"
     config = {}
     unix = False
-    maxDiff = None
+    client_options = {"mta_macros": POSTFIX_MACROS}
 
-    def setUp(self):
-        self.d = get_daemon(self.key, rules=policy_files(self.policy), config=self.config,
-                            unix=self.unix)
-        self.clients = []
-        self.mark = self.d.log_mark()
-
-    def tearDown(self):
-        for c in self.clients:
-            c.close()
-        if not self.d.alive():
-            self.d.stop()
-            self.fail("daemon died (status %s); log tail:\n%s"
-                      % (self.d.status, self.d.log()[-3000:]))
+    def start_daemon(self):
+        return get_daemon(self.key, rules=policy_files(self.policy), config=self.config,
+                          unix=self.unix)
 
     # --- helpers
-
-    def client(self, negotiate=True):
-        c = MilterClient(self.d.address, mta_macros=POSTFIX_MACROS)
-        self.clients.append(c)
-        if negotiate:
-            c.negotiate()
-        return c
 
     def session(self, ip="192.0.2.1", name="client.example", helo="client.example",
                 family=None, port=4711, connect_macros=None, helo_macros=None):

@@ -24,6 +24,7 @@
 #include "diag.h"
 #include "log.h"
 #include "types.h"
+#include "testfile.h"
 
 /* ---- helpers ---- */
 
@@ -47,18 +48,9 @@ static int teardown_dir(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-/* Writes text to tmpdir/name and returns the full path (static buffer). */
 static const char *write_conf(const char *name, const char *text)
 {
-	static char path[PATH_MAX];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	assert_int_equal(fputs(text, f) >= 0, 1);
-	assert_int_equal(fclose(f), 0);
-	return path;
+	return testfile_write(tmpdir, name, text, strlen(text));
 }
 
 static void assert_diag_line(const struct diag *d, size_t i, const char *path, int line,

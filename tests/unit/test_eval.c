@@ -19,6 +19,7 @@
 #include "log.h"
 #include "policy.h"
 #include "reply.h"
+#include "testfile.h"
 
 #ifndef MP_SRCDIR
 #define MP_SRCDIR "."
@@ -69,17 +70,10 @@ static const char *fake_macro(void *ctx, const char *name)
 static char tmpdir[64];
 static int nfile;
 
+/* The path of a new file tmpdir/name (caller frees). */
 static char *write_rules(const char *name, const char *text)
 {
-	char *path;
-	FILE *f;
-
-	assert_true(asprintf(&path, "%s/%s", tmpdir, name) > 0);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	return path;
+	return strdup(testfile_write(tmpdir, name, text, strlen(text)));
 }
 
 static struct policy *load_patterns(char **patterns, size_t n, enum on_error oe, size_t body_limit)
@@ -968,8 +962,7 @@ static void test_add_header_once_per_distinct_value(void **state)
 	assert_int_equal(rcpt(c, "<two@d.example>"), ACTION_CONTINUE);
 	assert_int_equal(rcpt(c, "<one@d.example>"), ACTION_CONTINUE);
 	assert_int_equal(finish(c), ACTION_CONTINUE);
-	assert_string_equal(added(c),
-	                    "X-Seen: yes|X-Rcpt: one@d.example|X-Rcpt: two@d.example");
+	assert_string_equal(added(c), "X-Seen: yes|X-Rcpt: one@d.example|X-Rcpt: two@d.example");
 	conn_free(c);
 	policy_unref(p);
 }
@@ -977,9 +970,10 @@ static void test_add_header_once_per_distinct_value(void **state)
 /* size != N is false, like every comparison, when no size was declared (SPEC). */
 static void test_undeclared_size_compares_false(void **state)
 {
-	struct policy *p = load("rule \"ne\" { when = 'size != 100' stage = mail action = reject }\n"
-	                        "rule \"nn\" { when = 'not size == 100' stage = mail\n"
-	                        "  action = tempfail }\n");
+	struct policy *p =
+	        load("rule \"ne\" { when = 'size != 100' stage = mail action = reject }\n"
+	             "rule \"nn\" { when = 'not size == 100' stage = mail\n"
+	             "  action = tempfail }\n");
 	struct conn *c = open_conn(p, "192.0.2.9");
 	(void)state;
 

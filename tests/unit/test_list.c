@@ -18,6 +18,7 @@
 
 #include "diag.h"
 #include "list.h"
+#include "testfile.h"
 
 /* ---- helpers ---- */
 
@@ -72,18 +73,9 @@ static int teardown_tmp(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-/* Writes len bytes of text to tmpdir/name; returns the path (static buffer). */
 static const char *write_file(const char *name, const char *text, size_t len)
 {
-	static char path[128];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	f = fopen(path, "wb");
-	assert_non_null(f);
-	assert_int_equal(fwrite(text, 1, len, f), len);
-	assert_int_equal(fclose(f), 0);
-	return path;
+	return testfile_write(tmpdir, name, text, len);
 }
 
 /* ---- CIDR ---- */

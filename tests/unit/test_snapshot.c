@@ -21,21 +21,15 @@
 #include "conn.h"
 #include "diag.h"
 #include "policy.h"
+#include "testfile.h"
 
 static char tmpdir[64];
 static const char conf_path[] = "/etc/milter-policy/milter-policy.conf";
 
+/* The path of a new file tmpdir/name (caller frees). */
 static char *write_file(const char *name, const char *text)
 {
-	char *path;
-	FILE *f;
-
-	assert_true(asprintf(&path, "%s/%s", tmpdir, name) > 0);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	return path;
+	return strdup(testfile_write(tmpdir, name, text, strlen(text)));
 }
 
 static struct policy *load(char **patterns, size_t n, struct diag *d)
