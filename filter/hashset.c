@@ -303,3 +303,66 @@ void hashset_128_free(struct hashset_128 *s)
 	free(s->keys);
 	free(s);
 }
+
+/* ---- names to numbers ---- */
+
+struct hashset_name {
+	const char *name; /* NULL: an empty slot */
+	size_t value;
+};
+
+static struct hashset_name *hashset_names_probe(struct hashset_name *slots, size_t mask,
+                                                const char *name)
+{
+	size_t i = hashset_str_hash(name, strlen(name), false) & mask;
+
+	while (slots[i].name != NULL && strcmp(slots[i].name, name) != 0)
+		i = (i + 1) & mask;
+	return &slots[i];
+}
+
+static void hashset_names_grow(struct hashset_names *m)
+{
+	size_t cap = m->slots == NULL ? 8 : (m->mask + 1) * 2;
+	struct hashset_name *slots = mem_calloc(cap, sizeof(*slots));
+
+	for (size_t i = 0; m->slots != NULL && i <= m->mask; i++)
+		if (m->slots[i].name != NULL)
+			*hashset_names_probe(slots, cap - 1, m->slots[i].name) = m->slots[i];
+	free(m->slots);
+	m->slots = slots;
+	m->mask = cap - 1;
+}
+
+bool hashset_names_put(struct hashset_names *m, const char *name, size_t value)
+{
+	struct hashset_name *sl;
+
+	if (m->slots == NULL || hashset_over_load(m->count + 1, m->mask + 1))
+		hashset_names_grow(m);
+	sl = hashset_names_probe(m->slots, m->mask, name);
+	if (sl->name != NULL)
+		return false;
+	*sl = (struct hashset_name){name, value};
+	m->count++;
+	return true;
+}
+
+bool hashset_names_get(const struct hashset_names *m, const char *name, size_t *value)
+{
+	const struct hashset_name *sl;
+
+	if (m->count == 0)
+		return false;
+	sl = hashset_names_probe(m->slots, m->mask, name);
+	if (sl->name == NULL)
+		return false;
+	*value = sl->value;
+	return true;
+}
+
+void hashset_names_clear(struct hashset_names *m)
+{
+	free(m->slots);
+	*m = (struct hashset_names){0};
+}

@@ -19,6 +19,7 @@
 #include "cfgfile.h"
 #include "diag.h"
 #include "expr.h"
+#include "hashset.h"
 #include "list.h"
 #include "policy.h"
 #include "reply.h"
@@ -62,6 +63,7 @@ struct build {
 	struct rulefile *files; /* every part of every file, in order */
 	size_t nfiles, files_cap;
 	struct tagdef *tags;
+	struct hashset_names list_names, tag_names; /* index in p->lists, p->tags */
 	size_t rules_cap, lists_cap;
 };
 
@@ -156,12 +158,11 @@ static char *resolve_path(const char *rulefile, const char *path)
 	return out;
 }
 
-static struct list *find_list_named(struct policy *p, const char *name)
+static struct list *find_list_named(const struct build *b, const char *name)
 {
-	for (size_t i = 0; i < p->nlists; i++)
-		if (strcmp(list_name(p->lists[i]), name) == 0)
-			return p->lists[i];
-	return NULL;
+	size_t i;
+
+	return hashset_names_get(&b->list_names, name, &i) ? b->p->lists[i] : NULL;
 }
 
 /* The first file (parsed so far) that declares list name. */
@@ -192,7 +193,7 @@ static void load_list(struct build *b, struct rulefile *f, unsigned k)
 	int line = section_line(f->list_lines, f->nlist_lines, k);
 	struct list *l;
 
-	if (find_list_named(b->p, name) != NULL) {
+	if (find_list_named(b, name) != NULL) {
 		char first[PATH_MAX + 32];
 		first_list_origin(b, name, first, sizeof(first));
 		diag_add(b->d, f->path, line, "list '%s' is already defined at %s", name, first);
@@ -208,24 +209,24 @@ static void load_list(struct build *b, struct rulefile *f, unsigned k)
 		free(path);
 	}
 	mem_grow((void **)&b->p->lists, b->p->nlists, &b->lists_cap, sizeof(*b->p->lists));
+	hashset_names_put(&b->list_names, list_name(l), b->p->nlists);
 	b->p->lists[b->p->nlists++] = l;
 }
 
 static struct list *env_find_list(void *ctx, const char *name)
 {
-	return find_list_named(((struct build *)ctx)->p, name);
+	return find_list_named(ctx, name);
 }
 
 static int env_find_tag(void *ctx, const char *name, enum stage *stage)
 {
 	struct build *b = ctx;
+	size_t i;
 
-	for (size_t i = 0; i < b->p->ntags; i++)
-		if (strcmp(b->p->tags[i], name) == 0) {
-			*stage = b->tags[i].stage;
-			return (int)i;
-		}
-	return -1;
+	if (!hashset_names_get(&b->tag_names, name, &i))
+		return -1;
+	*stage = b->tags[i].stage;
+	return (int)i;
 }
 
 static int add_tag(struct build *b, const char *name, enum stage stage)
@@ -242,6 +243,7 @@ static int add_tag(struct build *b, const char *name, enum stage stage)
 	mem_grow((void **)&b->tags, b->p->ntags, &cap, sizeof(*b->tags));
 	b->p->tags[b->p->ntags] = mem_strdup(name);
 	b->tags[b->p->ntags].stage = stage;
+	hashset_names_put(&b->tag_names, b->p->tags[b->p->ntags], b->p->ntags);
 	return (int)b->p->ntags++;
 }
 
@@ -586,6 +588,8 @@ struct policy *rules_compile(char *const *paths, size_t npaths, struct diag *d)
 	}
 	free(b.files);
 	free(b.tags);
+	hashset_names_clear(&b.list_names);
+	hashset_names_clear(&b.tag_names);
 	for (size_t i = 0; i < b.p->nlists; i++) {
 		b.p->list_entries += list_entry_count(b.p->lists[i]);
 		list_drop_sources(b.p->lists[i]);

@@ -101,4 +101,19 @@ bool hashset_128_add(struct hashset_128 *s, struct hashset_key128 k);
 bool hashset_128_has(const struct hashset_128 *s, struct hashset_key128 k);
 void hashset_128_free(struct hashset_128 *s);
 
+/* ---- names to numbers ---- */
+
+/* A map from names (not copied: they must outlive the map) to numbers, such as the index of
+   a list in an array.  Zero-initialised is empty. */
+struct hashset_names {
+	struct hashset_name *slots;
+	size_t mask, count;
+};
+
+/* Adds name -> value; false (and no change) if name is there already. */
+bool hashset_names_put(struct hashset_names *m, const char *name, size_t value);
+/* Whether name is there; its value in *value if so. */
+bool hashset_names_get(const struct hashset_names *m, const char *name, size_t *value);
+void hashset_names_clear(struct hashset_names *m); /* frees what m holds; m is then empty */
+
 #endif

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "diag.h"
+#include "hashset.h"
 #include "list.h"
 #include "testfile.h"
 
@@ -761,6 +762,32 @@ static void test_list_file_hostile(void **state)
 	diag_free(d);
 }
 
+/* The name map the loader finds lists and tags by. */
+static void test_hashset_names(void **state)
+{
+	enum { N = 10000 };
+	static char names[N][16];
+	struct hashset_names m = {0};
+	size_t v = 0;
+
+	(void)state;
+	assert_false(hashset_names_get(&m, "a", &v));
+	for (size_t i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "name-%zu", i);
+		assert_true(hashset_names_put(&m, names[i], i));
+	}
+	assert_false(hashset_names_put(&m, "name-17", 99)); /* a copy of the name: found */
+	for (size_t i = 0; i < N; i++) {
+		assert_true(hashset_names_get(&m, names[i], &v));
+		assert_int_equal(v, i);
+	}
+	assert_false(hashset_names_get(&m, "name-10000", &v));
+	assert_false(hashset_names_get(&m, "Name-1", &v)); /* case counts */
+	hashset_names_clear(&m);
+	assert_false(hashset_names_get(&m, "name-1", &v));
+	hashset_names_clear(&m);
+}
+
 /* 100,000 IPv4 hosts, 1,000 IPv6 /64s and 100,000 domains from files, each one found. */
 static void test_list_big(void **state)
 {
@@ -871,6 +898,7 @@ int main(void)
 	        cmocka_unit_test(test_list_file_null_sender),
 	        cmocka_unit_test(test_list_file_errors),
 	        cmocka_unit_test(test_list_file_hostile),
+	        cmocka_unit_test(test_hashset_names),
 	        cmocka_unit_test(test_list_big),
 	        cmocka_unit_test(test_free_null),
 	        cmocka_unit_test(test_free_unbuilt),
