@@ -476,14 +476,30 @@ static size_t reply_text_max(const char *code, const char *xcode)
 	return REPLY_LINE_MAX - (strlen(code) + 1 + strlen(xcode) + 1) - REPLY_CRLF_LEN;
 }
 
+/* SMTP replies are ASCII (RFC 5321 4.2; SMTPUTF8 does not change replies), and what an MTA
+   does with other bytes varies: a load error beats a mangled reply.  (Headers and log texts
+   may hold UTF-8.) */
+static bool reply_check_ascii(const char *text, char *msg, size_t len)
+{
+	for (const char *p = text; *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x80) {
+			reply_err(msg, len,
+			          "byte 0x%02X at offset %zu is not ASCII (an SMTP reply is ASCII)",
+			          (unsigned char)*p, (size_t)(p - text));
+			return false;
+		}
+	return true;
+}
+
 static int reply_add_line(struct reply *r, const char *text, size_t lineno, bool numbered,
                           char *err, size_t errlen)
 {
-	struct reply_template *t;
+	struct reply_template *t = NULL;
 	char msg[1024];
 	size_t len, max;
 
-	if ((t = reply_template_new(text, msg, sizeof(msg))) == NULL) {
+	if (!reply_check_ascii(text, msg, sizeof(msg)) ||
+	    (t = reply_template_new(text, msg, sizeof(msg))) == NULL) {
 		if (numbered)
 			reply_err(err, errlen, "message line %zu: %s", lineno, msg);
 		else

@@ -685,6 +685,7 @@ static void test_multiline_errors(void **state)
 {
 	const char *lines[] = {"fine", "bad ${nope}", "also\rbad"};
 	char line[600];
+	struct reply_template *t;
 	struct reply *r;
 
 	(void)state;
@@ -703,6 +704,20 @@ static void test_multiline_errors(void **state)
 	/* One line: the error is the template's own. */
 	assert_reply_error(ACTION_REJECT, NULL, NULL, "${nope}",
 	                   "unknown field 'nope' in '${nope}'");
+	/* 8-bit text: an SMTP reply is ASCII; header and log templates may hold UTF-8. */
+	lines[2] = "Zur\xc3\xbc"
+	           "ckgewiesen";
+	r = reply_new(ACTION_REJECT, NULL, NULL, lines, 3, err, sizeof(err));
+	assert_null(r);
+	assert_string_equal(err, "message line 3: byte 0xC3 at offset 3 is not ASCII (an SMTP "
+	                         "reply is ASCII)");
+	assert_reply_error(ACTION_TEMPFAIL, NULL, NULL, "\xff",
+	                   "byte 0xFF at offset 0 is not ASCII (an SMTP reply is ASCII)");
+	t = reply_template_new("Gr\xc3\xbc\xc3\x9f"
+	                       "e ${helo}",
+	                       err, sizeof(err));
+	assert_non_null(t);
+	reply_template_free(t);
 }
 
 /* nlines 0 with a non-NULL array still means the default text. */
