@@ -21,8 +21,10 @@ static const char *cur_path;  /* guarded by cfgfile_lock */
 
 /*
  * Copies text for libconfuse: comments become spaces (line breaks kept, so line numbers stay
- * right), and "${" inside double-quoted strings becomes "\${", since libconfuse would otherwise
- * replace ${name} with an environment variable and rule templates would lose their fields.
+ * right), "${" inside double-quoted strings becomes "\${", since libconfuse would otherwise
+ * replace ${name} with an environment variable and rule templates would lose their fields,
+ * and a backslash inside single quotes is doubled unless it escapes a quote, so that the
+ * string keeps it as typed.
  */
 char *cfgfile_prepare(const char *text)
 {
@@ -53,9 +55,14 @@ char *cfgfile_prepare(const char *text)
 			else if (ch == '"')
 				st = PLAIN;
 			break;
-		case SQUOTE: /* only \' is special in libconfuse's single quotes */
+		case SQUOTE:
+			/* Ours: only \' is special, every other backslash stays as typed.
+			   libconfuse's: \\ is one backslash too, which would turn /\\d/ into /\d/;
+			   so every other backslash goes to it doubled. */
 			if (ch == '\\' && p[1] == '\'')
 				*o++ = *p++, ch = *p;
+			else if (ch == '\\')
+				*o++ = '\\';
 			else if (ch == '\'')
 				st = PLAIN;
 			break;

@@ -661,6 +661,34 @@ static void test_parse_file(void **state)
 	diag_free(d);
 }
 
+/* What a string option holds after quoting, as the man page promises: single quotes keep
+   every backslash as typed (only \' is special), double quotes take C-like escapes, ${...}
+   is kept in both, and a '#' inside quotes is no comment. */
+static void test_quoting(void **state)
+{
+	cfg_opt_t opts[] = {
+	        CFG_STR_LIST("s", NULL, CFGF_NONE),
+	        CFG_END(),
+	};
+	static const char *const want[] = {
+	        "x\\\\y", "x\\y",       "x'y",     "x\\\\'y", "/\\\\d/",
+	        "x\\y",   "${helo} #1", "${helo}", "a\"b",
+	};
+	const char *path = write_conf(
+	        "quote.conf", "s = { 'x\\\\y', 'x\\y', 'x\\'y', 'x\\\\\\'y',\n"
+	                      "  '/\\\\d/', \"x\\\\y\", \"${helo} #1\", '${helo}', \"a\\\"b\" }\n");
+	struct diag *d = diag_new();
+	cfg_t *cfg = cfg_init(opts, CFGF_NONE);
+
+	(void)state;
+	assert_int_equal(cfgfile_parse(cfg, path, d), 0);
+	assert_int_equal(cfg_size(cfg, "s"), sizeof(want) / sizeof(want[0]));
+	for (unsigned i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		assert_string_equal(cfg_getnstr(cfg, "s", i), want[i]);
+	cfg_free(cfg);
+	diag_free(d);
+}
+
 /* Parts end before a top-level section only: never inside quotes or braces; each part is
    padded with line breaks so that its lines are the file's. */
 static void test_split(void **state)
@@ -717,6 +745,7 @@ int main(void)
 	        cmocka_unit_test(test_defaults),
 	        cmocka_unit_test(test_every_option),
 	        cmocka_unit_test(test_split),
+	        cmocka_unit_test(test_quoting),
 	        cmocka_unit_test(test_more_values),
 	        cmocka_unit_test(test_relative_config_path),
 	        cmocka_unit_test(test_unknown_option),
