@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -107,9 +108,132 @@ char *cfgfile_read(const char *path, struct diag *d)
 	return text;
 }
 
+/* ---- options set twice ---- */
+
+/* A token of prepared text: a word, a quoted string, or one of "{}=,(" and "+=". */
+struct token {
+	const char *p;
+	size_t len;
+	int line;
+};
+
+struct tokenizer {
+	const char *p;
+	int line;
+};
+
+static bool next_token(struct tokenizer *tz, struct token *t)
+{
+	const char *p = tz->p;
+
+	for (; *p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'; p++)
+		tz->line += *p == '\n';
+	if (*p == '\0')
+		return false;
+	t->p = p;
+	t->line = tz->line;
+	if (*p == '"' || *p == '\'') {
+		char q = *p++;
+		for (; *p != '\0' && *p != q; p++) {
+			tz->line += *p == '\n';
+			if (*p == '\\' && p[1] != '\0' && (q == '"' || p[1] == '\''))
+				p++;
+		}
+		p += *p == q;
+	} else if (*p == '+' && p[1] == '=') {
+		p += 2;
+	} else if (isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.') {
+		while (isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.' ||
+		       *p == '/' || *p == ':')
+			p++;
+	} else {
+		p++;
+	}
+	t->len = (size_t)(p - t->p);
+	tz->p = p;
+	return true;
+}
+
+static bool token_is(const struct token *t, const char *s)
+{
+	return t->len == strlen(s) && strncmp(t->p, s, t->len) == 0;
+}
+
+/* The options set with '=' in one block (the file, or a section), for finding a second. */
+struct block {
+	struct token kind, title; /* kind.len == 0 for the file; title without its quotes */
+	struct token *set;
+	size_t nset, cap;
+};
+
+static void block_note(struct block *b, const struct token *name, const char *path, struct diag *d,
+                       int *dups)
+{
+	for (size_t i = 0; i < b->nset; i++) {
+		if (b->set[i].len != name->len || strncmp(b->set[i].p, name->p, name->len) != 0)
+			continue;
+		if (b->kind.len == 0)
+			diag_add(d, path, name->line,
+			         "option '%.*s' is set twice (first at line %d)", (int)name->len,
+			         name->p, b->set[i].line);
+		else
+			diag_add(d, path, name->line,
+			         "%.*s '%.*s': option '%.*s' is set twice (first at line %d)",
+			         (int)b->kind.len, b->kind.p, (int)b->title.len, b->title.p,
+			         (int)name->len, name->p, b->set[i].line);
+		(*dups)++;
+		return;
+	}
+	mem_grow((void **)&b->set, b->nset, &b->cap, sizeof(*b->set));
+	b->set[b->nset++] = *name;
+}
+
+/* libconfuse keeps the last of two "name = value" in one block, lists included, without a
+   word; an administrator who wrote both meant something else.  ("name += value" appends and
+   is fine.)  Blocks are the file and its sections ("kind ["title"] {"); a '{' after '=' opens
+   a list value, not a block.  Syntax errors are left to libconfuse. */
+static int check_set_twice(const char *text, const char *path, struct diag *d)
+{
+	struct tokenizer tz = {text, 1};
+	struct block *stack = mem_calloc(1, sizeof(*stack));
+	size_t depth = 0, cap = 1;
+	struct token t, prev = {0}, prev2 = {0};
+	int dups = 0, list_depth = 0;
+
+	while (next_token(&tz, &t)) {
+		if (list_depth > 0) {
+			list_depth += token_is(&t, "{") - token_is(&t, "}");
+		} else if (token_is(&t, "{") && (token_is(&prev, "=") || token_is(&prev, "+="))) {
+			list_depth = 1;
+		} else if (token_is(&t, "{")) {
+			mem_grow((void **)&stack, depth + 1, &cap, sizeof(*stack));
+			stack[++depth] = (struct block){0};
+			if (prev.len >= 2 && (*prev.p == '"' || *prev.p == '\'')) {
+				stack[depth].kind = prev2;
+				stack[depth].title =
+				        (struct token){prev.p + 1, prev.len - 2, prev.line};
+			} else {
+				stack[depth].kind = prev; /* a section without a title */
+			}
+		} else if (token_is(&t, "}") && depth > 0) {
+			free(stack[depth--].set);
+		} else if (token_is(&t, "=") && prev.len > 0 && !token_is(&prev2, "=") &&
+		           !token_is(&prev2, "+=") &&
+		           (isalpha((unsigned char)*prev.p) || *prev.p == '_')) {
+			block_note(&stack[depth], &prev, path, d, &dups);
+		}
+		prev2 = prev;
+		prev = t;
+	}
+	for (size_t i = 0; i <= depth; i++)
+		free(stack[i].set);
+	free(stack);
+	return dups > 0 ? -1 : 0;
+}
+
 int cfgfile_parse_text(cfg_t *cfg, const char *path, const char *text, struct diag *d)
 {
-	int rc;
+	int twice = check_set_twice(text, path, d), rc;
 
 	pthread_mutex_lock(&cfgfile_lock);
 	cur_diag = d;
@@ -119,7 +243,7 @@ int cfgfile_parse_text(cfg_t *cfg, const char *path, const char *text, struct di
 	cur_diag = NULL;
 	cur_path = NULL;
 	pthread_mutex_unlock(&cfgfile_lock);
-	return rc == CFG_SUCCESS ? 0 : -1;
+	return rc == CFG_SUCCESS && twice == 0 ? 0 : -1;
 }
 
 int cfgfile_parse(cfg_t *cfg, const char *path, struct diag *d)

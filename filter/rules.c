@@ -85,22 +85,17 @@ static int option_line(const struct rulefile *f, cfg_t *sec, const char *opt)
 	return hit != NULL ? hit->line : 0;
 }
 
-/* Validator on every option: remembers where it was set; refuses a scalar set twice
-   (libconfuse would silently keep the last one). */
+/* Validator on every option: remembers where it was first set (libconfuse keeps no lines;
+   an option set twice is refused by cfgfile, and "+=" or a list's further values call this
+   again). */
 static int record_line(cfg_t *sec, cfg_opt_t *opt)
 {
 	struct rulefile *f = parsing;
 
 	/* A section's options are parsed one after another: earlier ones are at the end. */
-	for (size_t i = f->nlines; i > 0 && f->lines[i - 1].sec == sec; i--) {
-		if (strcmp(f->lines[i - 1].opt, opt->name) != 0)
-			continue;
-		if (!(opt->flags & CFGF_LIST))
-			diag_add(cfgfile_diag(), cfgfile_path(), sec->line,
-			         "%s '%s': option '%s' is set twice (first at line %d)", sec->name,
-			         cfg_title(sec), opt->name, f->lines[i - 1].line);
-		return 0;
-	}
+	for (size_t i = f->nlines; i > 0 && f->lines[i - 1].sec == sec; i--)
+		if (strcmp(f->lines[i - 1].opt, opt->name) == 0)
+			return 0;
 	mem_grow((void **)&f->lines, f->nlines, &f->lines_cap, sizeof(*f->lines));
 	f->lines[f->nlines++] = (struct optline){sec, opt->name, sec->line};
 	return 0;

@@ -535,26 +535,32 @@ static void test_bad_values(void **state)
 
 	(void)state;
 	assert_null(c);
-	assert_int_equal(diag_count(d), 11);
-	assert_diag_line(d, 0, path, 2,
+	assert_int_equal(diag_count(d), 16);
+	/* options set twice first (found before libconfuse parses), then every bad value */
+	assert_diag_line(d, 0, path, 3, "option 'log_level' is set twice (first at line 1)");
+	assert_diag_line(d, 1, path, 6, "option 'body_limit' is set twice (first at line 5)");
+	assert_diag_line(d, 2, path, 8, "option 'stop_timeout' is set twice (first at line 7)");
+	assert_diag_line(d, 3, path, 9, "option 'stop_timeout' is set twice (first at line 7)");
+	assert_diag_line(d, 4, path, 12, "option 'body_limit' is set twice (first at line 5)");
+	assert_diag_line(d, 5, path, 2,
 	                 "on_error: invalid value 'bounce' (expected tempfail or continue)");
-	assert_diag_line(d, 1, path, 3,
+	assert_diag_line(d, 6, path, 3,
 	                 "log_level: invalid value 'verbose' (expected error, warning, info or "
 	                 "debug)");
-	assert_diag_line(d, 2, path, 4,
+	assert_diag_line(d, 7, path, 4,
 	                 "syslog_facility: invalid value 'local9' (expected mail, daemon, user or "
 	                 "local0 to local7)");
-	assert_diag_line(d, 3, path, 5,
+	assert_diag_line(d, 8, path, 5,
 	                 "body_limit: invalid size 'lots' (digits with an optional K, M or G)");
-	assert_diag_line(d, 4, path, 6, "body_limit: 65M is more than the maximum of 64M");
-	assert_diag_line(d, 5, path, 7, "stop_timeout: 3601 is out of range (0 to 3600 seconds)");
-	assert_diag_line(d, 6, path, 8, "stop_timeout: invalid number of seconds '-1'");
-	assert_diag_line(d, 7, path, 9, "stop_timeout: invalid number of seconds '5m'");
-	assert_diag_line(d, 8, path, 10,
+	assert_diag_line(d, 9, path, 6, "body_limit: 65M is more than the maximum of 64M");
+	assert_diag_line(d, 10, path, 7, "stop_timeout: 3601 is out of range (0 to 3600 seconds)");
+	assert_diag_line(d, 11, path, 8, "stop_timeout: invalid number of seconds '-1'");
+	assert_diag_line(d, 12, path, 9, "stop_timeout: invalid number of seconds '5m'");
+	assert_diag_line(d, 13, path, 10,
 	                 "socket: invalid socket 'tcp:25' (expected unix:/path, inet:PORT@HOST or "
 	                 "inet6:PORT@HOST)");
-	assert_diag_line(d, 9, path, 11, "policies: empty pattern");
-	assert_diag_line(d, 10, path, 12,
+	assert_diag_line(d, 14, path, 11, "policies: empty pattern");
+	assert_diag_line(d, 15, path, 12,
 	                 "body_limit: invalid size '-1' (digits with an optional K, M or G)");
 	diag_free(d);
 }
@@ -689,6 +695,45 @@ static void test_quoting(void **state)
 	diag_free(d);
 }
 
+/* An option set twice in one block is an error (libconfuse would keep the last); "+=" adds
+   to a list; list values, nested braces and sections are not confused with blocks. */
+static void test_set_twice(void **state)
+{
+	cfg_opt_t sec_opts[] = {
+	        CFG_STR_LIST("s", NULL, CFGF_NONE),
+	        CFG_STR("t", NULL, CFGF_NONE),
+	        CFG_END(),
+	};
+	cfg_opt_t opts[] = {
+	        CFG_STR_LIST("s", NULL, CFGF_NONE),
+	        CFG_SEC("sec", sec_opts, CFGF_MULTI | CFGF_TITLE),
+	        CFG_END(),
+	};
+	struct diag *d = diag_new();
+	const char *path;
+	cfg_t *cfg;
+
+	(void)state;
+	path = write_conf("twice.conf", "s = { \"a\", \"{\" }\ns += \"b\"\n"
+	                                "sec \"x\" { s = { \"t = 1\" } t = \"=\" s += \"c\" }\n"
+	                                "sec \"y\" { t = \"1\" }\n");
+	cfg = cfg_init(opts, CFGF_NONE);
+	assert_int_equal(cfgfile_parse(cfg, path, d), 0);
+	assert_int_equal(cfg_size(cfg, "s"), 3);
+	assert_int_equal(cfg_size(cfg_gettsec(cfg, "sec", "x"), "s"), 2);
+	cfg_free(cfg);
+
+	path = write_conf("twice.conf", "s = \"a\"\nsec \"x\" {\n t = \"1\"\n s = {\"b\"}\n"
+	                                "t = \"2\" }\ns = { \"c\" }\n");
+	cfg = cfg_init(opts, CFGF_NONE);
+	assert_int_equal(cfgfile_parse(cfg, path, d), -1);
+	assert_int_equal(diag_count(d), 2);
+	assert_diag_line(d, 0, path, 5, "sec 'x': option 't' is set twice (first at line 3)");
+	assert_diag_line(d, 1, path, 6, "option 's' is set twice (first at line 1)");
+	cfg_free(cfg);
+	diag_free(d);
+}
+
 /* Parts end before a top-level section only: never inside quotes or braces; each part is
    padded with line breaks so that its lines are the file's. */
 static void test_split(void **state)
@@ -746,6 +791,7 @@ int main(void)
 	        cmocka_unit_test(test_every_option),
 	        cmocka_unit_test(test_split),
 	        cmocka_unit_test(test_quoting),
+	        cmocka_unit_test(test_set_twice),
 	        cmocka_unit_test(test_more_values),
 	        cmocka_unit_test(test_relative_config_path),
 	        cmocka_unit_test(test_unknown_option),
