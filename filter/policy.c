@@ -87,7 +87,7 @@ static void collect_macros(struct policy *p)
 		m.buf[s] = mem_strdup(base_macros[s]);
 	for (size_t i = 0; i < p->nrules; i++) {
 		const struct rule *r = p->rules[i];
-		m.stage = r->stage;
+		m.stage = r->stage == STAGE_BODY ? STAGE_HEADER : r->stage; /* see policy.h */
 		expr_macros(r->when, add_macro, &m);
 		reply_macros(r->reply, add_macro, &m);
 		for (size_t k = 0; k < r->nadd_headers; k++)

@@ -56,6 +56,9 @@ struct policy {
 	char **tags; /* tag names by id */
 	size_t ntags;
 	/* Macros to ask the MTA for at each stage (smfi_setsymlist), space-separated. */
+	/* The macros to ask the MTA for at each stage (smfi_setsymlist), space-separated.  A
+	   body rule's are in the header stage's list: libmilter has no body list, and what the
+	   MTA sends at end of headers stays known through the body. */
 	char *macros[STAGE_COUNT];
 	unsigned long generation;
 	int refs; /* atomic */

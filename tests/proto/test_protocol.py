@@ -526,6 +526,19 @@ class T60Body(Base):
         self.assertEqual(t.stopped, None, repr(t))
         self.assertReply(t.eom, "reject", "554", "5.7.1", "Body rejected")
 
+    def test_body_rule_macro_requested_at_end_of_headers(self):
+        c = self.session()
+        self.assertIn("{body_probe}", c.symlists.get("eoh", []), c.symlists)
+        for probe in ("yes", "no"):
+            macros = qid_macros()
+            macros["eoh"] = dict(macros["eoh"], **{"{body_probe}": probe})
+            t = c.transaction("<a@plain.example>", ["<b@ok.example>"], [("Subject", "x")],
+                              b"MACRO-PROBE\r\n", macros=macros)
+            if probe == "yes":
+                self.assertReply(t.eom, "reject", "554", "5.7.1", "Body probe yes")
+            else:
+                self.assertEomPass(t.eom)
+
     def test_body_match_spans_chunks(self):
         body = b"x" * 65530 + b"EICAR-TEST-MARKER\r\n"
         t = self.body_eom(body)

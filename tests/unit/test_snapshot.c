@@ -223,7 +223,10 @@ static void test_summary_and_macros(void **state)
 	                                 "rule \"r1\" { when = 'helo in @l' }\n"
 	                                 "rule \"r2\" { when = 'macro(\"{foo}\") == \"1\" and "
 	                                 "macro(\"{auth_type}\") == \"x\"' }\n");
-	char *b = write_file("20-b.rules", "rule \"r3\" { when = 'macro(\"{foo}\") == \"2\"' }\n");
+	char *b = write_file("20-b.rules", "rule \"r3\" { when = 'macro(\"{foo}\") == \"2\"' }\n"
+	                                   "rule \"r4\" { when = 'body contains \"x\" and "
+	                                   "macro(\"{bar}\") == \"1\"' message = \"${macro(\\\"{baz}\\\")}\"\n"
+	                                   "  action = reject }\n");
 	char pattern[128], *pp = pattern;
 	char buf[128];
 	struct diag *d = diag_new();
@@ -234,12 +237,14 @@ static void test_summary_and_macros(void **state)
 	p = load(&pp, 1, d);
 	assert_non_null(p);
 	policy_summary(p, buf, sizeof(buf));
-	assert_string_equal(buf, "2 files, 3 rules, 1 list (2 entries)");
+	assert_string_equal(buf, "2 files, 4 rules, 1 list (2 entries)");
 	/* a macro a rule reads is asked for at its stage, once; the base set stays */
 	assert_string_equal(p->macros[STAGE_MAIL],
 	                    "i {auth_type} {auth_authen} {auth_author} {mail_addr} {foo}");
 	assert_non_null(strstr(p->macros[STAGE_CONNECT], "{foo}"));
 	assert_null(strstr(strstr(p->macros[STAGE_CONNECT], "{foo}") + 1, "{foo}"));
+	/* a body rule's macros are asked for at end of headers: libmilter has no body list */
+	assert_string_equal(p->macros[STAGE_HEADER], "i {bar} {baz}");
 	assert_int_equal(p->on_error, ON_ERROR_TEMPFAIL);
 	assert_int_equal(p->body_limit, 4096);
 	policy_unref(p);
