@@ -468,6 +468,7 @@ void *conn_match_data(struct conn *c)
 struct first_value {
 	char *buf;
 	size_t buflen, len;
+	size_t full; /* the whole value's length, for the caller to see it was cut */
 	bool joined; /* join several recipients with ", " */
 };
 
@@ -476,10 +477,14 @@ static bool copy_value(const char *v, size_t len, void *arg)
 	struct first_value *f = arg;
 	size_t room;
 
-	if (f->len > 0 && f->joined && f->len + 2 < f->buflen) {
-		memcpy(f->buf + f->len, ", ", 2);
-		f->len += 2;
+	if (f->full > 0 && f->joined) {
+		f->full += 2;
+		if (f->len + 2 < f->buflen) {
+			memcpy(f->buf + f->len, ", ", 2);
+			f->len += 2;
+		}
 	}
+	f->full += len;
 	room = f->len < f->buflen ? f->buflen - f->len - 1 : 0;
 	memcpy(f->buf + f->len, v, len < room ? len : room);
 	f->len += len < room ? len : room;
@@ -490,7 +495,7 @@ static bool copy_value(const char *v, size_t len, void *arg)
 size_t conn_expand_value(void *conn, enum field_id id, const char *arg, char *buf, size_t len)
 {
 	struct conn *c = conn;
-	struct first_value f = {buf, len, 0, false};
+	struct first_value f = {buf, len, 0, 0, false};
 
 	if (len == 0)
 		return 0;
@@ -501,7 +506,7 @@ size_t conn_expand_value(void *conn, enum field_id id, const char *arg, char *bu
 	}
 	f.joined = id == FIELD_RCPT || id == FIELD_RCPT_LOCAL || id == FIELD_RCPT_DOMAIN;
 	conn_each_value(c, id, arg, copy_value, &f);
-	return f.len;
+	return f.full;
 }
 
 /* ---- logging ---- */

@@ -43,6 +43,17 @@ rule "helo-x" {
 	xcode   = "5.7.1"
 	message = 'HELO ${helo} from ${client_name} [${client_ip}] refused'
 }
+rule "helo-last" {
+	when    = 'helo =~ /^yyy/'
+	action  = reject
+	code    = 550
+	xcode   = "5.7.1"
+	message = 'Last ${helo}'
+}
+rule "hdr-last" {
+	when       = 'header("X-Last") contains "z"'
+	add_header = { 'X-Last-Seen: ${header("X-Last")}' }
+}
 rule "helo-trusted" {
 	when       = 'helo == "trusted.example"'
 	action     = accept
@@ -279,6 +290,30 @@ class T10Helo(Base):
         r = c.helo("xxx" + "h" * 65000)
         self.assertEqual((r.action, r.code), ("reject", "550"))
         self.assertSafeText(r)
+        self.assertTrue(r.text.startswith("HELO xxxhhh"), r.text[:40])
+        self.assertIsNotNone(self.d.wait_log("rule helo-x: reply text truncated to fit an SMTP "
+                                             "reply line", self.mark),
+                             "no warning that the reply was cut:\n" + self.d.log_since(self.mark))
+
+    def test_reply_cut_at_an_expanded_value_is_logged(self):
+        c = self.session(helo=None)
+        r = c.helo("yyy" + "h" * 1000)
+        self.assertEqual((r.action, r.code, r.text[:9]), ("reject", "550", "Last yyyh"))
+        self.assertSafeText(r)
+        self.assertIsNotNone(self.d.wait_log("rule helo-last: reply text truncated to fit an "
+                                             "SMTP reply line", self.mark),
+                             "no warning that the reply was cut:\n" + self.d.log_since(self.mark))
+
+    def test_header_cut_at_an_expanded_value_is_logged(self):
+        c = self.session()
+        t = c.transaction("<a@ok.example>", ["<b@ok.example>"], [("X-Last", "z" * 3000)],
+                          b"hello\r\n")
+        hdrs = t.eom.added_headers()
+        self.assertEqual([h[0] for h in hdrs], ["X-Last-Seen"], t.eom.mods)
+        self.assertTrue(0 < len(hdrs[0][1]) < 3000, len(hdrs[0][1]))
+        self.assertIsNotNone(self.d.wait_log("rule hdr-last: expanded text truncated to ",
+                                             self.mark),
+                             "no warning that the header was cut:\n" + self.d.log_since(self.mark))
 
     def test_helo_twice_second_counts(self):
         c = self.session(helo="fine.example")
@@ -541,6 +576,10 @@ class T30Envelope(Base):
         self.assertLess(len(hdrs[0][1]), 1000 + 1)
         self.assertIsNotNone(r.quarantine)
         self.assertFalse(any(ord(ch) < 0x20 for ch in r.quarantine), repr(r.quarantine[:80]))
+        self.assertIsNotNone(self.d.wait_log("rule hdr-tag: expanded text truncated to ",
+                                             self.mark),
+                             "no warning that the header was cut:\n"
+                             + self.d.log_since(self.mark)[-2000:])
 
 
 class T40Headers(Base):
