@@ -79,6 +79,8 @@ struct conn {
 	enum stage stage;
 	const struct rule *rule; /* the rule being evaluated, for ${rule} */
 	pcre2_match_data *match_data;
+	pcre2_match_context *match_context; /* limits, and this connection's JIT stack */
+	pcre2_jit_stack *jit_stack;         /* made on first need */
 };
 
 static void addr_set(struct addr *a, const char *text)
@@ -175,6 +177,40 @@ static void message_clear(struct conn *c)
 	c->msg_state = MSG_NONE;
 }
 
+/*
+ * Regex matching.  The limits keep a pathological pattern from stalling a thread: a match
+ * that passes them is a runtime error (on_error).  The interpreter counts depth; JIT code
+ * uses its own stack instead, PCRE2's default of 32 KiB of which fails ordinary patterns such
+ * as /(ab|cd)+z/ on a few KB of body, so each connection gets one of up to CONN_JIT_STACK_MAX
+ * (reserved, not used, until a match needs it).  A connection runs on one thread at a time,
+ * so neither is ever shared.
+ */
+#define CONN_MATCH_LIMIT 1000000
+#define CONN_DEPTH_LIMIT 10000
+#define CONN_JIT_STACK_MIN (32 * 1024)
+#define CONN_JIT_STACK_MAX (4 * 1024 * 1024)
+
+static pcre2_jit_stack *conn_jit_stack(void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->jit_stack == NULL)
+		c->jit_stack = pcre2_jit_stack_create(CONN_JIT_STACK_MIN, CONN_JIT_STACK_MAX, NULL);
+	return c->jit_stack; /* NULL: PCRE2 falls back to 32 KiB on the machine stack */
+}
+
+static pcre2_match_context *conn_new_match_context(struct conn *c)
+{
+	pcre2_match_context *m = pcre2_match_context_create(NULL);
+
+	if (m == NULL)
+		return NULL;
+	pcre2_set_match_limit(m, CONN_MATCH_LIMIT);
+	pcre2_set_depth_limit(m, CONN_DEPTH_LIMIT);
+	pcre2_jit_stack_assign(m, conn_jit_stack, c);
+	return m;
+}
+
 struct conn *conn_new(struct policy *p, conn_macro_fn macro, void *macro_ctx)
 {
 	struct conn *c = calloc(1, sizeof(*c));
@@ -187,10 +223,12 @@ struct conn *conn_new(struct policy *p, conn_macro_fn macro, void *macro_ctx)
 	c->conn_tags = calloc(p->ntags + 1, sizeof(bool));
 	c->msg_tags = calloc(p->ntags + 1, sizeof(bool));
 	c->match_data = pcre2_match_data_create(1, NULL);
+	c->match_context = conn_new_match_context(c);
 	c->client_ip = mem_strdup("");
 	c->client_name = mem_strdup("");
 	c->helo = mem_strdup("");
-	if (c->conn_tags == NULL || c->msg_tags == NULL || c->match_data == NULL) {
+	if (c->conn_tags == NULL || c->msg_tags == NULL || c->match_data == NULL ||
+	    c->match_context == NULL) {
 		conn_free(c);
 		return NULL;
 	}
@@ -213,6 +251,8 @@ void conn_free(struct conn *c)
 	free(c->msg_tags);
 	mods_clear(&c->conn_mods);
 	pcre2_match_data_free(c->match_data);
+	pcre2_match_context_free(c->match_context);
+	pcre2_jit_stack_free(c->jit_stack);
 	policy_unref(c->policy);
 	free(c);
 }
@@ -463,6 +503,11 @@ bool conn_tagged(const struct conn *c, int tag)
 void *conn_match_data(struct conn *c)
 {
 	return c->match_data;
+}
+
+void *conn_match_context(struct conn *c)
+{
+	return c->match_context;
 }
 
 struct first_value {

@@ -26,8 +26,6 @@
 #include "mem.h"
 
 /* Bounds on one regex match, so a pathological pattern cannot stall a worker thread. */
-#define EXPR_MATCH_LIMIT 1000000
-#define EXPR_DEPTH_LIMIT 10000
 /* Nesting of a condition: parsing and evaluation recurse this deep, on a worker's stack. */
 #define EXPR_MAX_NESTING 200
 
@@ -40,17 +38,16 @@ struct expr {
 	enum node_kind kind;
 	enum stage stage;
 	enum stage min_stage;
-	int height;                /* levels of nodes below and including this one */
-	struct expr **kids;        /* AND, OR: the operands; NOT: the one operand */
+	int height;         /* levels of nodes below and including this one */
+	struct expr **kids; /* AND, OR: the operands; NOT: the one operand */
 	size_t nkids;
-	enum field_id field;       /* CMP, EXISTS */
-	char *arg;                 /* header or macro name */
+	enum field_id field; /* CMP, EXISTS */
+	char *arg;           /* header or macro name */
 	enum cmp_op op;
 	char *str; /* EQ, CONTAINS */
 	size_t len;
 	unsigned long long num; /* numeric comparisons */
 	pcre2_code *re;
-	pcre2_match_context *mctx;
 	const struct list_index *index; /* IN */
 	struct list_index *owned_index; /* an inline [ ... ] list */
 	int tag;                        /* TAGGED */
@@ -143,7 +140,6 @@ void expr_free(struct expr *e)
 	free(e->arg);
 	free(e->str);
 	pcre2_code_free(e->re);
-	pcre2_match_context_free(e->mctx);
 	list_index_free(e->owned_index);
 	free(e);
 }
@@ -431,13 +427,6 @@ static bool parse_regex(struct parser *ps, struct expr *e)
 		return false;
 	}
 	(void)pcre2_jit_compile(e->re, PCRE2_JIT_COMPLETE); /* the interpreter is the fallback */
-	e->mctx = pcre2_match_context_create(NULL);
-	if (e->mctx == NULL) {
-		fail(ps, start, "out of memory compiling the regex");
-		return false;
-	}
-	pcre2_set_match_limit(e->mctx, EXPR_MATCH_LIMIT);
-	pcre2_set_depth_limit(e->mctx, EXPR_DEPTH_LIMIT);
 	return true;
 }
 
@@ -730,7 +719,7 @@ struct match_ctx {
 static bool match_regex(struct match_ctx *m, const char *value, size_t len)
 {
 	int rc = pcre2_match(m->e->re, (PCRE2_SPTR)value, len, 0, 0, conn_match_data(m->conn),
-	                     m->e->mctx);
+	                     conn_match_context(m->conn));
 
 	if (rc >= 0)
 		return true;
@@ -836,8 +825,8 @@ enum expr_result expr_eval(const struct expr *e, struct conn *c, char *err, size
 	case NODE_OR:
 		/* AND stops at the first operand that is not true, OR at the first not false */
 		l = e->kind == NODE_AND ? EXPR_TRUE : EXPR_FALSE;
-		for (size_t i = 0; i < e->nkids && l == (e->kind == NODE_AND ? EXPR_TRUE : EXPR_FALSE);
-		     i++)
+		for (size_t i = 0;
+		     i < e->nkids && l == (e->kind == NODE_AND ? EXPR_TRUE : EXPR_FALSE); i++)
 			l = expr_eval(e->kids[i], c, err, errlen);
 		return l;
 	case NODE_NOT:

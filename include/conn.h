@@ -75,8 +75,10 @@ bool conn_each_value(struct conn *c, enum field_id id, const char *arg, conn_val
 bool conn_number(struct conn *c, enum field_id id, unsigned long long *out);
 bool conn_header_exists(struct conn *c, const char *name);
 bool conn_tagged(const struct conn *c, int tag);
-/* PCRE2 match data owned by the connection, for the evaluator to reuse. */
+/* PCRE2 match data and match context (limits, JIT stack) owned by the connection, for the
+   evaluator's pcre2_match(). */
 void *conn_match_data(struct conn *c);
+void *conn_match_context(struct conn *c);
 
 /* Expansion of ${field} for the current rule and stage: a reply_value_fn with ctx = conn. */
 size_t conn_expand_value(void *conn, enum field_id id, const char *arg, char *buf, size_t len);

@@ -814,6 +814,41 @@ static void test_on_error_tempfail(void **state)
 	policy_unref(p);
 }
 
+/* An ordinary pattern over a long body is no error: PCRE2's JIT needs more than its default
+   32 KiB stack for /(ab|cd)+z/ on a few KB (each connection has its own, bigger one). */
+static void test_regex_over_a_long_body(void **state)
+{
+	struct policy *p = load_opts("rule \"abz\" { when = 'body =~ /(ab|cd)+z/' action = reject "
+	                             "code = 554 }\n",
+	                             ON_ERROR_TEMPFAIL, 256 * 1024);
+	char *text = malloc(60002);
+	struct conn *c;
+	(void)state;
+
+	assert_non_null(text);
+	for (int i = 0; i < 30000; i++)
+		memcpy(text + 2 * i, i % 2 ? "cd" : "ab", 2);
+	text[60000] = '\0';
+	for (int round = 0; round < 2; round++) {
+		c = open_conn(p, "192.0.2.9");
+		assert_int_equal(mail(c, "<a@b>", NULL), ACTION_CONTINUE);
+		assert_int_equal(rcpt(c, "<c@d>"), ACTION_CONTINUE);
+		header(c, "Subject", " s");
+		body(c, text);
+		if (round == 0) {
+			assert_int_equal(finish(c), ACTION_CONTINUE); /* no z: no match, no error */
+		} else {
+			body(c, "z\r\n");
+			assert_int_equal(finish(c), ACTION_REJECT);
+			assert_reply("554", "5.7.1", "Rejected by policy");
+		}
+		assert_null(log_find("regex match failed"));
+		conn_free(c);
+	}
+	free(text);
+	policy_unref(p);
+}
+
 static void test_on_error_continue(void **state)
 {
 	struct policy *p = load_opts(redos_rules, ON_ERROR_CONTINUE, 1024);
@@ -1002,6 +1037,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_accept_at_connect_ends_checks, reset),
 	        cmocka_unit_test_setup(test_discard, reset),
 	        cmocka_unit_test_setup(test_on_error_tempfail, reset),
+	        cmocka_unit_test_setup(test_regex_over_a_long_body, reset),
 	        cmocka_unit_test_setup(test_on_error_continue, reset),
 	        cmocka_unit_test_setup(test_size_at_mail_and_eom, reset),
 	        cmocka_unit_test_setup(test_stage_inference, reset),
