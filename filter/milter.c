@@ -111,6 +111,9 @@ static void set_reply(SMFICTX *ctx, const struct reply_text *r)
 			for (size_t k = cut; k > 0 && esc[i][k - 1] == '%'; k--)
 				pct++;
 			esc[i][cut - (pct % 2)] = '\0';
+			log_msg(LOG_WARNING, "reply %s %s: line %zu cut to %zu octets: with each '%%' "
+			        "doubled it passed libmilter's limit of %d", r->code, r->xcode, i + 1,
+			        cut - (pct % 2), MILTER_REPLY_MAX);
 		}
 		l[i] = esc[i];
 	}

@@ -275,6 +275,9 @@ class T10Helo(Base):
         r = c.helo("xxx" + "%" * 1000)
         self.assertEqual((r.action, r.code), ("reject", "550"))
         self.assertSafeText(r)
+        # 490-odd '%' doubled pass libmilter's 980: the cut is logged, not silent
+        self.assertIsNotNone(self.d.wait_log("reply 550 5.7.1: line 1 cut to ", self.mark),
+                             self.d.log_since(self.mark))
 
     def test_helo_percent_run_odd_lengths(self):
         # A '%' run cut at every possible place of the reply line.
