@@ -25,7 +25,6 @@
 #include "list.h"
 #include "mem.h"
 
-/* Bounds on one regex match, so a pathological pattern cannot stall a worker thread. */
 /* Nesting of a condition: parsing and evaluation recurse this deep, on a worker's stack. */
 #define EXPR_MAX_NESTING 200
 
@@ -47,6 +46,7 @@ struct expr {
 	char *str; /* EQ, CONTAINS */
 	size_t len;
 	unsigned long long num; /* numeric comparisons */
+	bool negated;           /* !~ or !in on a number: false too when the number is unknown */
 	pcre2_code *re;
 	const struct list_index *index; /* IN */
 	struct list_index *owned_index; /* an inline [ ... ] list */
@@ -539,8 +539,12 @@ static struct expr *parse_compare(struct parser *ps)
 		return NULL;
 	}
 	(void)at;
-	if (negate && e->op == OP_EQ && fi->type == FIELD_T_NUMBER) {
-		e->op = OP_NE; /* an undeclared size is neither equal nor unequal */
+	/* an undeclared size compares false, whatever the operator (not (...) is true) */
+	if (negate && fi->type == FIELD_T_NUMBER) {
+		if (e->op == OP_EQ)
+			e->op = OP_NE;
+		else
+			e->negated = true;
 		negate = false;
 	}
 	if (!parse_operand(ps, e, fi, opat)) {
@@ -807,13 +811,17 @@ static enum expr_result eval_cmp(const struct expr *e, struct conn *c, char *err
 	struct match_ctx m = {e, c, field_caseless(e->field), false, err, errlen};
 	bool found;
 
+	unsigned long long v;
+
 	if (field_by_id(e->field)->type == FIELD_T_NUMBER && e->op != OP_MATCH &&
 	    e->op != OP_CONTAINS && e->op != OP_IN)
 		return eval_number(e, c);
+	if (e->negated && !conn_number(c, e->field, &v))
+		return EXPR_FALSE;
 	found = conn_each_value(c, e->field, e->arg, match_value, &m);
 	if (m.error)
 		return EXPR_ERROR;
-	return found ? EXPR_TRUE : EXPR_FALSE;
+	return found != e->negated ? EXPR_TRUE : EXPR_FALSE;
 }
 
 enum expr_result expr_eval(const struct expr *e, struct conn *c, char *err, size_t errlen)

@@ -1005,17 +1005,29 @@ static void test_add_header_once_per_distinct_value(void **state)
 /* size != N is false, like every comparison, when no size was declared (SPEC). */
 static void test_undeclared_size_compares_false(void **state)
 {
-	struct policy *p =
-	        load("rule \"ne\" { when = 'size != 100' stage = mail action = reject }\n"
-	             "rule \"nn\" { when = 'not size == 100' stage = mail\n"
-	             "  action = tempfail }\n");
+	struct policy *p = load(
+	        "rule \"ne\" { when = 'size != 100' stage = mail action = reject }\n"
+	        "rule \"nm\" { when = 'size !~ /^1/' stage = mail action = reject code = 554 }\n"
+	        "rule \"nn\" { when = 'not size == 100' stage = mail\n"
+	        "  action = tempfail }\n");
 	struct conn *c = open_conn(p, "192.0.2.9");
 	(void)state;
 
 	assert_int_equal(mail(c, "<a@b.example>", "SIZE=200"), ACTION_REJECT);
+	assert_reply("550", "5.7.1", "Rejected by policy");
 	assert_int_equal(mail(c, "<a@b.example>", "SIZE=100"), ACTION_CONTINUE);
-	/* undeclared: size != 100 is false; "not size == 100" is the way to say "not known" */
+	/* undeclared: size != 100 and size !~ /^1/ are false; "not size == 100" is the way to
+	   say "not known" */
 	assert_int_equal(mail(c, "<a@b.example>", NULL), ACTION_TEMPFAIL);
+	conn_free(c);
+	policy_unref(p);
+
+	p = load("rule \"nm\" { when = 'size !~ /^1/' stage = mail action = reject code = 554 }\n");
+	c = open_conn(p, "192.0.2.9");
+	assert_int_equal(mail(c, "<a@b.example>", "SIZE=200"), ACTION_REJECT);
+	assert_reply("554", "5.7.1", "Rejected by policy");
+	assert_int_equal(mail(c, "<a@b.example>", "SIZE=100"), ACTION_CONTINUE);
+	assert_int_equal(mail(c, "<a@b.example>", NULL), ACTION_CONTINUE);
 	conn_free(c);
 	policy_unref(p);
 }
