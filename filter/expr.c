@@ -465,6 +465,33 @@ static bool parse_op(struct parser *ps, enum cmp_op *op, bool *negate)
 	return false;
 }
 
+/* client_ip == "address": compared as an address, not as text, so that 2001:DB8::1 finds
+   2001:db8::1 and 192.0.2.1 finds ::ffff:192.0.2.1; a one-entry CIDR index does that. */
+static bool parse_address(struct parser *ps, struct expr *e, const struct field_info *fi)
+{
+	const char *at;
+	char errbuf[256], *addr;
+	size_t len;
+	bool ok = false;
+
+	skip_space(ps);
+	at = ps->p;
+	if ((addr = parse_string(ps, &len)) == NULL)
+		return false;
+	e->op = OP_IN;
+	e->owned_index = list_index_new(LIST_CIDR);
+	e->index = e->owned_index;
+	if (memchr(addr, '/', len) != NULL)
+		fail(ps, at, "%s == takes one address; for a network write %s in [\"%s\"]",
+		     fi->name, fi->name, addr);
+	else if (list_index_add(e->owned_index, addr, len, errbuf, sizeof(errbuf)) != 0)
+		fail(ps, at, "%s", errbuf);
+	else
+		ok = true;
+	free(addr);
+	return ok;
+}
+
 static bool parse_operand(struct parser *ps, struct expr *e, const struct field_info *fi,
                           const char *opat)
 {
@@ -486,6 +513,8 @@ static bool parse_operand(struct parser *ps, struct expr *e, const struct field_
 	case OP_EQ:
 		if (numeric)
 			return parse_number(ps, &e->num);
+		if (fi->type == FIELD_T_IP)
+			return parse_address(ps, e, fi);
 		e->str = parse_string(ps, &e->len);
 		return e->str != NULL;
 	case OP_CONTAINS:

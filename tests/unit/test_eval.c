@@ -814,6 +814,42 @@ static void test_on_error_tempfail(void **state)
 	policy_unref(p);
 }
 
+/* client_ip == compares addresses: case, zero compression and IPv4-mapped forms match. */
+static void test_client_ip_equality_is_by_address(void **state)
+{
+	struct policy *p =
+	        load("rule \"v6\" { when = 'client_ip == \"2001:DB8:0::1\"' stage = mail "
+	             "action = reject code = 554 }\n"
+	             "rule \"v4\" { when = 'client_ip == \"192.0.2.1\"' stage = mail "
+	             "action = reject code = 553 }\n"
+	             "rule \"ne\" { when = 'client_ip != \"192.0.2.2\"' stage = mail "
+	             "action = tempfail }\n");
+	static const struct {
+		const char *ip;
+		enum action want;
+		const char *code;
+	} cases[] = {
+	        {"2001:db8::1", ACTION_REJECT, "554"},
+	        {"2001:0db8:0:0::0001", ACTION_REJECT, "554"},
+	        {"192.0.2.1", ACTION_REJECT, "553"},
+	        {"::ffff:192.0.2.1", ACTION_REJECT, "553"},
+	        {"192.0.2.2", ACTION_CONTINUE, NULL},
+	        {"::ffff:192.0.2.2", ACTION_CONTINUE, NULL},
+	        {"2001:db8::2", ACTION_TEMPFAIL, "451"},
+	};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct conn *c = open_conn(p, cases[i].ip);
+		if (mail(c, "<a@b.example>", NULL) != cases[i].want)
+			fail_msg("client %s: %s", cases[i].ip, action_name(V.action));
+		if (cases[i].code != NULL)
+			assert_string_equal(V.reply.code, cases[i].code);
+		conn_free(c);
+	}
+	policy_unref(p);
+}
+
 /* An ordinary pattern over a long body is no error: PCRE2's JIT needs more than its default
    32 KiB stack for /(ab|cd)+z/ on a few KB (each connection has its own, bigger one). */
 static void test_regex_over_a_long_body(void **state)
@@ -1049,6 +1085,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_accept_at_connect_ends_checks, reset),
 	        cmocka_unit_test_setup(test_discard, reset),
 	        cmocka_unit_test_setup(test_on_error_tempfail, reset),
+	        cmocka_unit_test_setup(test_client_ip_equality_is_by_address, reset),
 	        cmocka_unit_test_setup(test_regex_over_a_long_body, reset),
 	        cmocka_unit_test_setup(test_on_error_continue, reset),
 	        cmocka_unit_test_setup(test_size_at_mail_and_eom, reset),
