@@ -42,6 +42,11 @@ struct mods {
 	char *quarantine;
 };
 
+/* How long what a rule set (tags, added headers, quarantine) lasts: set by a connect rule,
+   the connection; by a helo rule, until the next HELO (a client says EHLO again after
+   STARTTLS, and the MTA tells the filter again); by a later one, the message. */
+enum scope { SCOPE_CONNECT, SCOPE_HELO, SCOPE_MESSAGE, SCOPE_COUNT };
+
 /* What an earlier stage decided and later stages must keep answering. */
 enum conn_state { CONN_OPEN, CONN_ACCEPTED, CONN_REFUSED, CONN_DISCARD };
 enum msg_state { MSG_NONE, MSG_OPEN, MSG_ACCEPTED, MSG_DONE };
@@ -53,12 +58,13 @@ struct conn {
 
 	char *client_name, *client_ip, *helo;
 	unsigned client_port;
-	bool *conn_tags;
+	bool *tags[SCOPE_COUNT];
+	struct mods mods[SCOPE_COUNT];
 	enum conn_state conn_state;
+	bool helo_decided;    /* conn_state is a helo rule's: a new HELO starts over */
 	bool connect_pending; /* a connect rule refused: answer at the next stage */
 	const struct rule *pending_rule;
 	struct conn_verdict refusal; /* CONN_REFUSED or connect_pending */
-	struct mods conn_mods;       /* from connect/helo rules: for every message */
 
 	enum msg_state msg_state;
 	struct addr from;
@@ -73,8 +79,6 @@ struct conn {
 	unsigned char *body;
 	size_t body_len, body_cap;
 	unsigned long long body_total;
-	bool *msg_tags;
-	struct mods msg_mods;
 
 	enum stage stage;
 	const struct rule *rule; /* the rule being evaluated, for ${rule} */
@@ -155,6 +159,17 @@ static void mods_add_header(struct mods *m, const char *name, const char *value)
 	m->n++;
 }
 
+static void scope_clear(struct conn *c, enum scope sc)
+{
+	memset(c->tags[sc], 0, c->policy->ntags * sizeof(bool));
+	mods_clear(&c->mods[sc]);
+}
+
+static enum scope scope_of(enum stage s)
+{
+	return s == STAGE_CONNECT ? SCOPE_CONNECT : s == STAGE_HELO ? SCOPE_HELO : SCOPE_MESSAGE;
+}
+
 static void message_clear(struct conn *c)
 {
 	addr_clear(&c->from);
@@ -172,8 +187,7 @@ static void message_clear(struct conn *c)
 	c->body_total = 0;
 	c->has_size = false;
 	c->size_param = 0;
-	memset(c->msg_tags, 0, c->policy->ntags * sizeof(bool));
-	mods_clear(&c->msg_mods);
+	scope_clear(c, SCOPE_MESSAGE);
 	c->msg_state = MSG_NONE;
 }
 
@@ -214,24 +228,24 @@ static pcre2_match_context *conn_new_match_context(struct conn *c)
 struct conn *conn_new(struct policy *p, conn_macro_fn macro, void *macro_ctx)
 {
 	struct conn *c = calloc(1, sizeof(*c));
+	bool ok;
 
 	if (c == NULL)
 		return NULL;
-	c->policy = p;
 	c->macro = macro;
 	c->macro_ctx = macro_ctx;
-	c->conn_tags = calloc(p->ntags + 1, sizeof(bool));
-	c->msg_tags = calloc(p->ntags + 1, sizeof(bool));
-	c->match_data = pcre2_match_data_create(1, NULL);
-	c->match_context = conn_new_match_context(c);
+	ok = (c->match_data = pcre2_match_data_create(1, NULL)) != NULL &&
+	     (c->match_context = conn_new_match_context(c)) != NULL;
+	for (int sc = 0; sc < SCOPE_COUNT; sc++)
+		ok = ok && (c->tags[sc] = calloc(p->ntags + 1, sizeof(bool))) != NULL;
+	if (!ok) {
+		conn_free(c); /* without p: the caller keeps its reference */
+		return NULL;
+	}
+	c->policy = p;
 	c->client_ip = mem_strdup("");
 	c->client_name = mem_strdup("");
 	c->helo = mem_strdup("");
-	if (c->conn_tags == NULL || c->msg_tags == NULL || c->match_data == NULL ||
-	    c->match_context == NULL) {
-		conn_free(c);
-		return NULL;
-	}
 	return c;
 }
 
@@ -239,7 +253,7 @@ void conn_free(struct conn *c)
 {
 	if (c == NULL)
 		return;
-	if (c->msg_tags != NULL)
+	if (c->policy != NULL)
 		message_clear(c);
 	free(c->rcpts);
 	free(c->headers);
@@ -247,9 +261,10 @@ void conn_free(struct conn *c)
 	free(c->client_name);
 	free(c->client_ip);
 	free(c->helo);
-	free(c->conn_tags);
-	free(c->msg_tags);
-	mods_clear(&c->conn_mods);
+	for (int sc = 0; sc < SCOPE_COUNT; sc++) {
+		free(c->tags[sc]);
+		mods_clear(&c->mods[sc]);
+	}
 	pcre2_match_data_free(c->match_data);
 	pcre2_match_context_free(c->match_context);
 	pcre2_jit_stack_free(c->jit_stack);
@@ -283,9 +298,16 @@ void conn_connect(struct conn *c, const char *hostname, const char *ip, unsigned
 	c->client_port = port;
 }
 
+/* A HELO after another (EHLO again after STARTTLS) is judged afresh: what helo rules
+   decided or set for the last one goes; what connect rules did stays. */
 void conn_helo(struct conn *c, const char *helo)
 {
 	set_string(&c->helo, helo);
+	scope_clear(c, SCOPE_HELO);
+	if (c->helo_decided) {
+		c->conn_state = CONN_OPEN;
+		c->helo_decided = false;
+	}
 }
 
 void conn_mail(struct conn *c, char *const *argv)
@@ -497,7 +519,10 @@ bool conn_header_exists(struct conn *c, const char *name)
 
 bool conn_tagged(const struct conn *c, int tag)
 {
-	return c->conn_tags[tag] || c->msg_tags[tag];
+	for (int sc = 0; sc < SCOPE_COUNT; sc++)
+		if (c->tags[sc][tag])
+			return true;
+	return false;
 }
 
 void *conn_match_data(struct conn *c)
@@ -603,21 +628,27 @@ static void expand(struct conn *c, const struct reply_template *t, char *buf, si
 		        c->rule != NULL ? c->rule->name : "-", len - 1);
 }
 
+static bool conn_has_added_header(const struct conn *c, const char *name, const char *value)
+{
+	for (int sc = 0; sc < SCOPE_COUNT; sc++)
+		if (mods_has_header(&c->mods[sc], name, value))
+			return true;
+	return false;
+}
+
 /* tag, add_header, log, quarantine: applied when the rule matches, whatever its action. */
 static void apply_modifiers(struct conn *c, const struct rule *r, enum stage s)
 {
-	/* Modifiers of connect and helo rules outlive the message; later ones do not. */
-	bool conn_scope = s <= STAGE_HELO;
-	struct mods *m = conn_scope ? &c->conn_mods : &c->msg_mods;
+	enum scope sc = scope_of(s);
+	struct mods *m = &c->mods[sc];
 	char buf[1000];
 
 	if (r->tag >= 0)
-		(conn_scope ? c->conn_tags : c->msg_tags)[r->tag] = true;
+		c->tags[sc][r->tag] = true;
 	/* A rcpt rule matches once per recipient: each distinct header is added once. */
 	for (size_t i = 0; i < r->nadd_headers; i++) {
 		expand(c, r->add_header_values[i], buf, sizeof(buf));
-		if (!mods_has_header(&c->conn_mods, r->add_header_names[i], buf) &&
-		    !mods_has_header(&c->msg_mods, r->add_header_names[i], buf))
+		if (!conn_has_added_header(c, r->add_header_names[i], buf))
 			mods_add_header(m, r->add_header_names[i], buf);
 	}
 	if (r->log_text != NULL) {
@@ -658,6 +689,9 @@ static void settle(struct conn *c, enum stage s, const struct rule *r, struct co
 		c->conn_state = CONN_REFUSED;
 		c->refusal = *v;
 	}
+	if (s == STAGE_HELO &&
+	    (refusal || v->action == ACTION_ACCEPT || v->action == ACTION_DISCARD))
+		c->helo_decided = true;
 	if (v->action == ACTION_ACCEPT && s <= STAGE_HELO) {
 		c->conn_state = CONN_ACCEPTED;
 		v->connection = true;
@@ -808,27 +842,34 @@ void conn_close(struct conn *c)
 
 bool conn_wants_eom(const struct conn *c)
 {
-	return c->conn_mods.n > 0 || c->msg_mods.n > 0 || c->conn_mods.quarantine != NULL ||
-	       c->msg_mods.quarantine != NULL;
+	return conn_add_header_count(c) > 0 || conn_quarantine_reason(c) != NULL;
 }
 
 size_t conn_add_header_count(const struct conn *c)
 {
-	return c->conn_mods.n + c->msg_mods.n;
+	size_t n = 0;
+
+	for (int sc = 0; sc < SCOPE_COUNT; sc++)
+		n += c->mods[sc].n;
+	return n;
 }
 
 void conn_add_header_get(const struct conn *c, size_t i, const char **name, const char **value)
 {
-	const struct added_header *h = i < c->conn_mods.n
-	                                       ? &c->conn_mods.headers[i]
-	                                       : &c->msg_mods.headers[i - c->conn_mods.n];
+	int sc = 0;
 
 	assert(i < conn_add_header_count(c));
-	*name = h->name;
-	*value = h->value;
+	for (; i >= c->mods[sc].n; sc++)
+		i -= c->mods[sc].n;
+	*name = c->mods[sc].headers[i].name;
+	*value = c->mods[sc].headers[i].value;
 }
 
 const char *conn_quarantine_reason(const struct conn *c)
 {
-	return c->msg_mods.quarantine != NULL ? c->msg_mods.quarantine : c->conn_mods.quarantine;
+	/* the latest: a message's reason over a helo rule's over a connect rule's */
+	for (int sc = SCOPE_COUNT - 1; sc >= 0; sc--)
+		if (c->mods[sc].quarantine != NULL)
+			return c->mods[sc].quarantine;
+	return NULL;
 }

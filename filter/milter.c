@@ -70,8 +70,7 @@ static struct session *session_start(SMFICTX *ctx)
 	struct session *ss = calloc(1, sizeof(*ss));
 
 	if (p == NULL || ss == NULL || (ss->conn = conn_new(p, macro_get, ctx)) == NULL) {
-		if (ss == NULL || ss->conn == NULL)
-			policy_unref(p);
+		policy_unref(p); /* conn_new took it only if it succeeded */
 		free(ss);
 		return NULL;
 	}
@@ -111,9 +110,10 @@ static void set_reply(SMFICTX *ctx, const struct reply_text *r)
 			for (size_t k = cut; k > 0 && esc[i][k - 1] == '%'; k--)
 				pct++;
 			esc[i][cut - (pct % 2)] = '\0';
-			log_msg(LOG_WARNING, "reply %s %s: line %zu cut to %zu octets: with each '%%' "
-			        "doubled it passed libmilter's limit of %d", r->code, r->xcode, i + 1,
-			        cut - (pct % 2), MILTER_REPLY_MAX);
+			log_msg(LOG_WARNING,
+			        "reply %s %s: line %zu cut to %zu octets: with each '%%' "
+			        "doubled it passed libmilter's limit of %d",
+			        r->code, r->xcode, i + 1, cut - (pct % 2), MILTER_REPLY_MAX);
 		}
 		l[i] = esc[i];
 	}

@@ -24,7 +24,8 @@ typedef const char *(*conn_macro_fn)(void *ctx, const char *name);
 
 struct conn;
 
-/* Takes over the caller's reference to p: the connection evaluates on p until it ends. */
+/* Takes over the caller's reference to p: the connection evaluates on p until it ends.
+   NULL if out of memory; the caller then still holds its reference. */
 struct conn *conn_new(struct policy *p, conn_macro_fn macro, void *macro_ctx);
 void conn_free(struct conn *c); /* NULL is a no-op; drops the policy reference */
 const struct policy *conn_policy(const struct conn *c);

@@ -54,6 +54,7 @@ static const char *log_find(const char *s)
 
 static const char *queue_id; /* macro "i"; NULL: not sent */
 static const char *auth_authen;
+static const char *tls_version;
 
 static const char *fake_macro(void *ctx, const char *name)
 {
@@ -62,6 +63,8 @@ static const char *fake_macro(void *ctx, const char *name)
 		return queue_id;
 	if (strcmp(name, "{auth_authen}") == 0)
 		return auth_authen;
+	if (strcmp(name, "{tls_version}") == 0)
+		return tls_version;
 	return NULL;
 }
 
@@ -142,6 +145,7 @@ static int reset(void **state)
 	nlog = 0;
 	queue_id = NULL;
 	auth_authen = NULL;
+	tls_version = NULL;
 	log_set_level(LOG_INFO);
 	return 0;
 }
@@ -814,6 +818,50 @@ static void test_on_error_tempfail(void **state)
 	policy_unref(p);
 }
 
+/* EHLO again after STARTTLS: helo rules judge the new HELO afresh (what they decided or
+   set for the first goes); what connect rules decided or set stays. */
+static void test_helo_again_after_starttls(void **state)
+{
+	struct policy *p = load(
+	        "rule \"conn\" { when = 'client_ip == \"192.0.2.9\"' tag = \"c\"\n"
+	        "  add_header = { \"X-Conn: 1\" } }\n"
+	        "rule \"plain\" { when = 'tls_version == \"\"' action = reject code = 550 xcode = "
+	        "\"5.7.0\"\n  message = \"Must issue a STARTTLS command first\" }\n"
+	        "rule \"tls\" { when = 'helo == \"h\"' tag = \"t\"\n"
+	        "  add_header = { \"X-TLS: ${tls_version}\" } }\n"
+	        "rule \"seen\" { when = 'tagged(\"c\") and tagged(\"t\")' stage = mail "
+	        "add_header = { \"X-Both: yes\" } }\n");
+	struct conn *c = open_conn(p, "192.0.2.9");
+	(void)state;
+
+	assert_int_equal(run(c, STAGE_CONNECT), ACTION_CONTINUE);
+	tls_version = NULL;
+	assert_int_equal(helo(c, "h"), ACTION_REJECT);
+	assert_reply("550", "5.7.0", "Must issue a STARTTLS command first");
+	tls_version = "TLSv1.3";
+	assert_int_equal(helo(c, "h"), ACTION_CONTINUE);
+	assert_int_equal(mail(c, "<a@b.example>", NULL), ACTION_CONTINUE);
+	assert_int_equal(rcpt(c, "<c@d.example>"), ACTION_CONTINUE);
+	assert_string_equal(added(c), "X-Conn: 1|X-TLS: TLSv1.3|X-Both: yes");
+	/* and a third HELO without TLS is refused again */
+	tls_version = NULL;
+	assert_int_equal(helo(c, "h"), ACTION_REJECT);
+	assert_int_equal(mail(c, "<a@b.example>", NULL), ACTION_REJECT);
+	conn_free(c);
+	policy_unref(p);
+
+	/* a refusal by a connect rule stays, whatever HELO follows */
+	p = load("rule \"c\" { when = 'client_ip == \"192.0.2.9\"' action = reject code = 554 }\n");
+	c = open_conn(p, "192.0.2.9");
+	assert_int_equal(run(c, STAGE_CONNECT), ACTION_CONTINUE); /* answered at the next stage */
+	assert_int_equal(helo(c, "h"), ACTION_REJECT);
+	assert_int_equal(helo(c, "h"), ACTION_REJECT);
+	assert_int_equal(mail(c, "<a@b.example>", NULL), ACTION_REJECT);
+	assert_reply("554", "5.7.1", "Rejected by policy");
+	conn_free(c);
+	policy_unref(p);
+}
+
 /* client_ip == compares addresses: case, zero compression and IPv4-mapped forms match. */
 static void test_client_ip_equality_is_by_address(void **state)
 {
@@ -1085,6 +1133,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_accept_at_connect_ends_checks, reset),
 	        cmocka_unit_test_setup(test_discard, reset),
 	        cmocka_unit_test_setup(test_on_error_tempfail, reset),
+	        cmocka_unit_test_setup(test_helo_again_after_starttls, reset),
 	        cmocka_unit_test_setup(test_client_ip_equality_is_by_address, reset),
 	        cmocka_unit_test_setup(test_regex_over_a_long_body, reset),
 	        cmocka_unit_test_setup(test_on_error_continue, reset),
