@@ -158,6 +158,7 @@ static int check_only(const struct config *cfg)
 static int prepare_socket(const char *conn)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct stat st;
 	const char *path;
 	int fd, rc;
 
@@ -175,6 +176,11 @@ static int prepare_socket(const char *conn)
 		return -1;
 	}
 	strcpy(sun.sun_path, path);
+	/* Only a socket is ours to replace: a mistyped path must not delete a file. */
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		log_msg(LOG_ERR, "%s exists and is not a socket: not removing it", path);
+		return -1;
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (fd < 0)
 		return -1;

@@ -106,5 +106,15 @@ for spelling in "unix:" "UNIX:" "local:" ""; do
 	wait "$pid" 2>/dev/null
 done
 
+# A file that is not a socket at the socket path (a typo in socket=) is never removed.
+echo "precious" >"$tmp/precious.txt"
+check "a regular file at the socket path is refused" 3 "$daemon" -f -c "$tmp/sock.conf" -p "unix:$tmp/precious.txt"
+expect_line "the refusal says why" "$tmp/precious.txt exists and is not a socket: not removing it"
+if [ "$(cat "$tmp/precious.txt")" = precious ]; then
+	pass=$((pass + 1)); echo "ok - the file is still there"
+else
+	fail=$((fail + 1)); echo "not ok - the file at the socket path was removed or changed"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
