@@ -184,6 +184,8 @@ static void message_clear(struct conn *c)
 	c->nheaders = 0;
 	c->header_bytes = 0;
 	c->body_len = 0;
+	if (c->body != NULL)
+		c->body[0] = '\0'; /* read as a string too (in, ==): no trace of the last message */
 	c->body_total = 0;
 	c->has_size = false;
 	c->size_param = 0;

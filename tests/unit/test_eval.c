@@ -862,6 +862,28 @@ static void test_helo_again_after_starttls(void **state)
 	policy_unref(p);
 }
 
+/* A message's body is its own: a second message with an empty body does not match what
+   the first one held. */
+static void test_body_of_one_message_only(void **state)
+{
+	struct policy *p =
+	        load("rule \"b\" { when = 'body in [\"secret\"]' action = reject }\n"
+	             "rule \"e\" { when = 'body == \"secret\"' action = tempfail }\n");
+	struct conn *c = open_conn(p, "192.0.2.9");
+	(void)state;
+
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(mail(c, "<a@b.example>", NULL), ACTION_CONTINUE);
+		assert_int_equal(rcpt(c, "<c@d.example>"), ACTION_CONTINUE);
+		header(c, "Subject", " s");
+		if (i == 0)
+			body(c, "secret");
+		assert_int_equal(finish(c), i == 0 ? ACTION_REJECT : ACTION_CONTINUE);
+	}
+	conn_free(c);
+	policy_unref(p);
+}
+
 /* client_ip == compares addresses: case, zero compression and IPv4-mapped forms match. */
 static void test_client_ip_equality_is_by_address(void **state)
 {
@@ -1134,6 +1156,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_discard, reset),
 	        cmocka_unit_test_setup(test_on_error_tempfail, reset),
 	        cmocka_unit_test_setup(test_helo_again_after_starttls, reset),
+	        cmocka_unit_test_setup(test_body_of_one_message_only, reset),
 	        cmocka_unit_test_setup(test_client_ip_equality_is_by_address, reset),
 	        cmocka_unit_test_setup(test_regex_over_a_long_body, reset),
 	        cmocka_unit_test_setup(test_on_error_continue, reset),
