@@ -175,6 +175,9 @@ static void graceful_stop(int sig)
 	if (milter_transactions() > 0)
 		log_msg(LOG_WARNING, "stopping with %u transaction%s still in flight",
 		        milter_transactions(), milter_transactions() == 1 ? "" : "s");
+	/* A transaction ends in the end-of-message callback, and libmilter writes its reply
+	   only after the callback returns: give that write (microseconds) time to happen. */
+	nanosleep(&(struct timespec){0, 100000000}, NULL);
 	stop_listener();
 }
 
