@@ -158,10 +158,16 @@ static sfsistat answer(SMFICTX *ctx, struct conn *c, enum stage s, const struct 
 }
 
 /* A callback without its connection state (it could not be allocated): tempfail. */
+/* A runtime error without a connection to answer for: what on_error says. */
 static sfsistat no_state(const char *where)
 {
-	log_msg(LOG_ERR, "%s: no connection state (out of memory?): answering tempfail", where);
-	return SMFIS_TEMPFAIL;
+	struct policy *p = policy_current();
+	bool go_on = p != NULL && p->on_error == ON_ERROR_CONTINUE;
+
+	policy_unref(p);
+	log_msg(LOG_ERR, "%s: no connection state (out of memory?); on_error=%s", where,
+	        go_on ? "continue" : "tempfail");
+	return go_on ? SMFIS_CONTINUE : SMFIS_TEMPFAIL;
 }
 
 static sfsistat run(SMFICTX *ctx, struct session *ss, enum stage s)
