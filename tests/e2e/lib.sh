@@ -318,6 +318,10 @@ e2e_postfix_start() {
 	SMTP_PORT=$(e2e_free_port)
 	mkdir -p "$PF_CONF" "$pf/queue" "$pf/data"
 	chown postfix "$pf/data"
+	# STARTTLS with a throwaway self-signed certificate (a client says EHLO again after it)
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=postfix.e2e.test" \
+		-keyout "$PF_CONF/tls.key" -out "$PF_CONF/tls.crt" >/dev/null 2>&1 ||
+		e2e_fatal "openssl could not make a test certificate"
 	local master=/etc/postfix/master.cf
 	[ -r "$master" ] || master=/usr/share/postfix/master.cf.dist
 	[ -r "$master" ] || e2e_fatal "no master.cf to start from (Debian package postfix)"
@@ -350,6 +354,9 @@ e2e_postfix_start() {
 		"biff = no" \
 		"smtp_dns_support_level = disabled" \
 		"smtputf8_enable = no" \
+		"smtpd_tls_security_level = may" \
+		"smtpd_tls_cert_file = $PF_CONF/tls.crt" \
+		"smtpd_tls_key_file = $PF_CONF/tls.key" \
 		"smtpd_milters = inet:127.0.0.1:$MP_PORT" \
 		"milter_default_action = tempfail" \
 		"milter_connect_timeout = 5s" \

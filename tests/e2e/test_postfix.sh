@@ -45,6 +45,20 @@ e2e_wait 15 e2e_port_open "$PF_REJECT_PORT" || e2e_fatal "extra smtpd on $PF_REJ
 
 e2e_policy_checks
 
+# EHLO, STARTTLS, EHLO again: Postfix tells the milter about both EHLOs; the header added by
+# the helo rule comes from the second, encrypted one only.
+m="tls-$$"
+E2E_HELO=tls-check.e2e.test e2e_swaks tls --tls --from a@e2e.test --to ok@e2e.test \
+	--header "Subject: E2E-TLS $m"
+e2e_true "STARTTLS: message accepted" [ -n "$(e2e_accepted_id)" ]
+if e2e_sink_wait "E2E-TLS $m"; then
+	f=$(e2e_sink_find "E2E-TLS $m")
+	e2e_check "STARTTLS: one TLS header, from the EHLO after STARTTLS" "1 1" \
+		"$(grep -c '^X-E2E-TLS: ' "$f") $(grep '^X-E2E-TLS: ' "$f" | grep -c '\[TLSv1\.[23]\]')"
+else
+	e2e_notok "STARTTLS: message did not reach the sink"
+fi
+
 # {i} at MAIL: Postfix has no queue id before the first accepted RCPT; its own log says
 # NOQUEUE for the MAIL reject.
 e2e_true "mail reject logged as NOQUEUE by Postfix" \
