@@ -268,61 +268,50 @@ const char *cfgfile_path(void)
 	return cur_path;
 }
 
-/* A walk over prepared text that stops at each top-level `word "title"` section. */
+/* A walk over the tokens of prepared text that stops at each top-level `word "title"`
+   section. */
 struct section_scan {
-	const char *text, *p;
+	struct tokenizer tz;
+	struct token prev;
 	int line, depth;
-	char quote;
 };
+
+static void section_scan_init(struct section_scan *s, const char *text)
+{
+	*s = (struct section_scan){.tz = {text, 1}};
+}
 
 /* The next top-level section: its first character (the word), with its line in s->line and
    the length of the word in *wordlen; NULL at the end of the text. */
 static const char *scan_next_section(struct section_scan *s, size_t *wordlen)
 {
-	for (; *s->p != '\0'; s->p++) {
-		const char *p = s->p, *q = p;
+	struct token t;
 
-		if (*p == '\n')
-			s->line++;
-		if (s->quote != 0) {
-			if (*p == '\\' && p[1] != '\0' && (s->quote == '"' || p[1] == '\''))
-				s->p++;
-			else if (*p == s->quote)
-				s->quote = 0;
-			continue;
+	while (next_token(&s->tz, &t)) {
+		struct token word = s->prev;
+
+		s->prev = t;
+		if (token_is(&t, "{") || token_is(&t, "}")) {
+			s->depth += token_is(&t, "{") ? 1 : -1;
+		} else if (s->depth == 0 && *t.p == '"' && word.len > 0 &&
+		           (isalpha((unsigned char)*word.p) || *word.p == '_')) {
+			s->line = word.line;
+			*wordlen = word.len;
+			return word.p;
 		}
-		if (*p == '"' || *p == '\'') {
-			s->quote = *p;
-			continue;
-		}
-		if (*p == '{' || *p == '}') {
-			s->depth += *p == '{' ? 1 : -1;
-			continue;
-		}
-		if (s->depth != 0 || !(isalpha((unsigned char)*p) || *p == '_') ||
-		    (p != s->text && strchr(" \t\n}", p[-1]) == NULL))
-			continue;
-		while (isalnum((unsigned char)*q) || *q == '_' || *q == '-')
-			q++;
-		*wordlen = (size_t)(q - p);
-		while (*q == ' ' || *q == '\t')
-			q++;
-		s->p = q; /* past the word: it is not looked at twice */
-		if (*q == '"')
-			return p;
-		s->p--;
 	}
 	return NULL;
 }
 
 int *cfgfile_section_lines(const char *text, const char *kind, size_t *n)
 {
-	struct section_scan s = {text, text, 1, 0, 0};
+	struct section_scan s;
 	size_t klen = strlen(kind), wlen, cap = 0;
 	const char *w;
 	int *lines = NULL;
 
 	*n = 0;
+	section_scan_init(&s, text);
 	while ((w = scan_next_section(&s, &wlen)) != NULL) {
 		if (wlen == klen && strncmp(w, kind, klen) == 0) {
 			mem_grow((void **)&lines, *n, &cap, sizeof(*lines));
@@ -346,7 +335,7 @@ static char *part_copy(const char *text, size_t from, size_t to, int line)
 
 char **cfgfile_split(const char *text, size_t max_sections, size_t *nparts)
 {
-	struct section_scan s = {text, text, 1, 0, 0};
+	struct section_scan s;
 	size_t from = 0, count = 0, cap = 0, wlen;
 	int from_line = 1;
 	const char *w;
@@ -354,6 +343,7 @@ char **cfgfile_split(const char *text, size_t max_sections, size_t *nparts)
 
 	assert(max_sections > 0);
 	*nparts = 0;
+	section_scan_init(&s, text);
 	while ((w = scan_next_section(&s, &wlen)) != NULL) {
 		if (count++ < max_sections)
 			continue;
