@@ -136,8 +136,10 @@ static bool next_token(struct tokenizer *tz, struct token *t)
 		char q = *p++;
 		for (; *p != '\0' && *p != q; p++) {
 			tz->line += *p == '\n';
-			if (*p == '\\' && p[1] != '\0' && (q == '"' || p[1] == '\''))
+			if (*p == '\\' && p[1] != '\0' && (q == '"' || p[1] == '\'')) {
 				p++;
+				tz->line += *p == '\n'; /* a line continuation is a line too */
+			}
 		}
 		p += *p == q;
 	} else if (*p == '+' && p[1] == '=') {

@@ -731,6 +731,14 @@ static void test_set_twice(void **state)
 	assert_diag_line(d, 0, path, 5, "sec 'x': option 't' is set twice (first at line 3)");
 	assert_diag_line(d, 1, path, 6, "option 's' is set twice (first at line 1)");
 	cfg_free(cfg);
+
+	/* a backslash-newline inside double quotes continues the string: still a line */
+	path = write_conf("twice.conf", "s = \"a\\\nb\"\nsec \"x\" { t = \"1\"\n t = \"2\" }\n");
+	cfg = cfg_init(opts, CFGF_NONE);
+	assert_int_equal(cfgfile_parse(cfg, path, d), -1);
+	assert_int_equal(diag_count(d), 3);
+	assert_diag_line(d, 2, path, 4, "sec 'x': option 't' is set twice (first at line 3)");
+	cfg_free(cfg);
 	diag_free(d);
 }
 
